@@ -11,6 +11,7 @@ create table if not exists rollouts (
     n_sentences     integer not null,  -- N, before any trim
     sentence_source varchar not null,  -- 'chunks.json' or 'chunks_labeled.json' (fallback, METRICS.md §1)
     text_hash       varchar not null,  -- sha256 of the sentence list (json)
+    content_hash    varchar not null,  -- sha256 of everything stored for the rollout
     metadata        json,              -- every other top-level JSON file, keyed by file stem
     warnings        varchar[],         -- non-fatal problems found while loading
     loaded_at       timestamp not null

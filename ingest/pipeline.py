@@ -1,0 +1,285 @@
+"""The ingest pipeline: rollout directories -> sentence attention -> warehouse.
+
+For each rollout, in id order: read it, decide from a fingerprint whether its
+attention for this model is current, and if not run the model, streaming each
+layer's sentence matrices to Parquet, then commit rollout and attention in one
+transaction (warehouse.store). One rollout failing never touches another's data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import resource
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ingest.rollouts import (
+    BASE_SOLUTION,
+    DEFAULT_MAX_SENTENCE_CHARS,
+    Rollout,
+    RolloutError,
+    discover,
+    load_rollout,
+)
+from ingest.spans import CharSpan, char_spans
+from warehouse.ingest_log import IngestLog
+from warehouse.store import (
+    AttentionRun,
+    ModelInfo,
+    PendingAttention,
+    RolloutRecord,
+    SentenceSpan,
+    Warehouse,
+    code_version,
+)
+
+DEFAULT_MODEL = "Qwen/Qwen3-4B-Thinking-2507"
+# Bump when the capture changes what it computes: it invalidates every fingerprint.
+CAPTURE_VERSION = 1
+
+
+@dataclass
+class IngestOptions:
+    model: str = DEFAULT_MODEL
+    model_name: str | None = None  # defaults to the Hub id, or a local directory's name
+    device: str = "auto"
+    dtype: str = "float32"
+    text_source: str = "chunks"
+    query_block: int = 256
+    force: bool = False
+    keep_going: bool = False
+    pattern: str | None = None
+    max_sentence_chars: int = DEFAULT_MAX_SENTENCE_CHARS
+    progress: bool = True
+
+
+@dataclass
+class IngestSummary:
+    ingested: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (rollout_id, message)
+    notes: list[str] = field(default_factory=list)  # per-rollout span reports and warnings
+    n_tokens: int = 0
+    model_seconds: float = 0.0
+    seconds: float = 0.0
+    peak_rss_bytes: int = 0
+    peak_gpu_bytes: int | None = None
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.n_tokens / self.model_seconds if self.model_seconds > 0 else 0.0
+
+
+def to_record(rollout: Rollout) -> RolloutRecord:
+    """The warehouse rows of one rollout (char spans in the 'chunks' text, METRICS.md §2)."""
+    spans = char_spans(rollout.text, list(rollout.sentences))
+    return RolloutRecord(
+        rollout_id=rollout.rollout_id,
+        rollout_name=rollout.name,
+        root=str(rollout.root),
+        source_path=str(rollout.path),
+        sentences=list(rollout.sentences),
+        char_spans=[(s.start, s.end) for s in spans],
+        tags=[list(t) for t in rollout.tags],
+        sentence_source=rollout.sentence_source,
+        text_hash=rollout.text_hash,
+        metadata=rollout.metadata,
+        warnings=list(rollout.warnings),
+        problem_id=rollout.problem_id,
+        solution_folder=rollout.solution_folder,
+        is_correct=rollout.is_correct,
+    )
+
+
+# --- text the model reads ------------------------------------------------------------
+
+
+def model_text(rollout: Rollout, text_source: str) -> tuple[str, list[CharSpan]]:
+    """The model input and each sentence's character span in it (METRICS.md §2)."""
+    if text_source == "chunks":
+        text = rollout.text
+        return text, char_spans(text, list(rollout.sentences))
+    if text_source != "full_cot":
+        raise ValueError(f"unknown text source {text_source!r} (chunks or full_cot)")
+    base = rollout.metadata.get("base_solution")
+    if base is None:
+        raise RolloutError(rollout.rollout_id, BASE_SOLUTION, "is missing (--text-source full_cot)")
+    text = base.get("full_cot") if isinstance(base, dict) else None
+    if not isinstance(text, str) or not text:
+        raise RolloutError(rollout.rollout_id, BASE_SOLUTION, "has no 'full_cot' string")
+    spans = char_spans(text, list(rollout.sentences), whitespace_tolerant=True)
+    missing = [k for k, s in enumerate(spans) if not s.found]
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise RolloutError(
+            rollout.rollout_id, BASE_SOLUTION,
+            f"'full_cot' does not contain sentence(s) {shown} of {len(spans)}, even ignoring "
+            "whitespace; use --text-source chunks for this rollout",
+        )
+    return text, spans
+
+
+def span_report(rollout_id: str, spans: list[CharSpan]) -> str | None:
+    """One line naming the sentences that needed a tolerant match, or None."""
+    by_kind: dict[str, list[int]] = {}
+    for k, span in enumerate(spans):
+        if span.match != "exact":
+            by_kind.setdefault(span.match, []).append(k)
+    if not by_kind:
+        return None
+    parts = [f"{kind} match for sentence(s) {', '.join(map(str, ks))}" for kind, ks in by_kind.items()]
+    return f"rollout '{rollout_id}': " + "; ".join(parts)
+
+
+def fingerprint(rollout: Rollout, text: str, model: ModelInfo, options: IngestOptions) -> str:
+    """What the stored attention depends on; equal fingerprints mean equal numbers."""
+    payload = {
+        "text": text,
+        "sentences": list(rollout.sentences),
+        "model_source": model.source,
+        "model_revision": model.revision,
+        "dtype": options.dtype,
+        "text_source": options.text_source,
+        "capture_version": CAPTURE_VERSION,
+    }
+    blob = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()
+
+
+# --- the pipeline --------------------------------------------------------------------
+
+
+def load(
+    roots: Iterable[str],
+    warehouse: Warehouse,
+    *,
+    pattern: str | None = None,
+    keep_going: bool = False,
+    max_sentence_chars: int = DEFAULT_MAX_SENTENCE_CHARS,
+) -> IngestSummary:
+    """Store rollouts, sentences and tags without running a model."""
+    summary = IngestSummary()
+    started = time.monotonic()
+    with warehouse.write_lock():
+        log = IngestLog.start(warehouse, "load", None, {"roots": list(roots), "pattern": pattern})
+        try:
+            for rollout_dir in discover(roots, pattern):
+                try:
+                    rollout = load_rollout(rollout_dir, max_sentence_chars=max_sentence_chars)
+                except RolloutError as exc:
+                    summary.failed.append((rollout_dir.rollout_id, str(exc)))
+                    if not keep_going:
+                        raise
+                    continue
+                summary.notes += [f"rollout '{rollout.rollout_id}': {w}" for w in rollout.warnings]
+                outcome = warehouse.write_rollout(to_record(rollout))
+                (summary.skipped if outcome == "unchanged" else summary.ingested).append(
+                    rollout.rollout_id)
+        except BaseException as exc:
+            log.finish(summary, time.monotonic() - started, error=exc)
+            raise
+        summary.seconds = time.monotonic() - started
+        log.finish(summary, summary.seconds)
+    return summary
+
+
+def ingest(
+    roots: Iterable[str],
+    warehouse: Warehouse,
+    options: IngestOptions,
+    *,
+    echo: Callable[[str], None] = print,
+) -> IngestSummary:
+    """Run the model over every rollout under the roots and store its sentence attention."""
+    from ingest.model import describe_model, load_model  # torch is heavy: import on use
+
+    roots = list(roots)
+    summary = IngestSummary()
+    started = time.monotonic()
+    rollout_dirs = discover(roots, options.pattern)
+    info = describe_model(options.model, name=options.model_name)
+    params = {"roots": roots, **{k: v for k, v in dataclasses.asdict(options).items()
+                                  if k != "progress"}}
+    with warehouse.write_lock():
+        log = IngestLog.start(warehouse, "ingest", info.name, params)
+        try:
+            _ingest_all(rollout_dirs, warehouse, options, info, summary, echo, load_model)
+        except BaseException as exc:
+            summary.seconds = time.monotonic() - started
+            log.finish(summary, summary.seconds, error=exc)
+            raise
+        summary.seconds = time.monotonic() - started
+        summary.peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        log.finish(summary, summary.seconds)
+    return summary
+
+
+def _ingest_all(rollout_dirs, warehouse, options, info, summary, echo, load_model) -> None:
+    from tqdm import tqdm
+
+    loaded = None  # the model is loaded on the first rollout that needs it
+    bar = tqdm(rollout_dirs, desc="rollouts", unit="rollout", disable=not options.progress)
+    for rollout_dir in bar:
+        rid = rollout_dir.rollout_id
+        bar.set_postfix_str(rid[-40:])
+        try:
+            rollout = load_rollout(rollout_dir, max_sentence_chars=options.max_sentence_chars)
+            text, spans = model_text(rollout, options.text_source)
+            summary.notes += [f"rollout '{rid}': {w}" for w in rollout.warnings]
+            report = span_report(rid, spans)
+            if report:
+                summary.notes.append(report)
+            record = to_record(rollout)
+            fp = fingerprint(rollout, text, info, options)
+            if not options.force and warehouse.attention_fingerprint(info.name, rid) == fp:
+                warehouse.write_rollout(record)  # tags or metadata may still have changed
+                summary.skipped.append(rid)
+                continue
+            if loaded is None:
+                loaded = load_model(options.model, device=options.device, dtype=options.dtype,
+                                    name=options.model_name)
+                info = loaded.info
+            pending, n_tokens, seconds = _capture(loaded, rollout, text, spans, fp, options,
+                                                  warehouse)
+            warehouse.write_rollout(record, pending)
+            summary.ingested.append(rid)
+            summary.n_tokens += n_tokens
+            summary.model_seconds += seconds
+            summary.peak_gpu_bytes = loaded.peak_gpu_bytes()
+            bar.set_postfix_str(f"{summary.tokens_per_second:,.0f} tok/s")
+        except RolloutError as exc:
+            summary.failed.append((rid, str(exc)))
+            echo(f"error: {exc}")
+            if not options.keep_going:
+                raise
+
+
+def _capture(loaded, rollout: Rollout, text: str, spans: list[CharSpan], fp: str,
+             options: IngestOptions, warehouse: Warehouse):
+    from ingest.capture import capture_sentence_attention
+    from ingest.spans import token_spans
+
+    started = time.monotonic()
+    tokens = token_spans(loaded.tokenizer, text, spans)
+    input_ids = loaded.encode(text)
+    n_tokens = int(input_ids.shape[-1])
+    writer = warehouse.attention_writer(loaded.info, rollout.rollout_id, len(rollout.sentences))
+    with writer:
+        capture_sentence_attention(loaded, input_ids, tokens, query_block=options.query_block,
+                                   on_layer=writer.add_layer)
+    seconds = time.monotonic() - started
+    sentence_spans = [
+        SentenceSpan(s.start, s.end, t0, t1, s.match) for s, (t0, t1) in zip(spans, tokens, strict=True)
+    ]
+    run = AttentionRun(
+        fingerprint=fp, text_source=options.text_source, dtype=options.dtype,
+        device=loaded.device, n_tokens=n_tokens, query_block=options.query_block,
+        duration_s=seconds, parameters={"capture_version": CAPTURE_VERSION, "run": uuid.uuid4().hex},
+        code_version=code_version(),
+    )
+    return PendingAttention(loaded.info, writer, sentence_spans, run), n_tokens, seconds
+
