@@ -15,7 +15,7 @@ def run_query(warehouse, query: str, params: list | None = None, *, wait_s: floa
     """Run one query on a read-only connection."""
     with warehouse.connect(read_only=True, wait_s=wait_s) as con:
         try:
-            return pl.from_arrow(con.execute(query, params or []).to_arrow_table())
+            return pl.from_arrow(con.sql(query, params=params or None).to_arrow_table())
         except duckdb.Error as exc:
             raise QueryError(f"query failed: {exc}") from None
 
