@@ -1,0 +1,77 @@
+-- One row per (tag, analysed sentence): the multi-tag form of analysed_sentences
+-- (METRICS.md §1, §4), so the statistics can run for every tag in one pass.
+-- Tags: the tag parameter alone, or, with all_tags, every tag present in sentence_tags
+-- (then the tag parameter is ignored). A tag absent from a rollout flags none of its
+-- sentences (is_target false everywhere, n_target 0).
+-- Parameters: tag, all_tags, trim (as analysed_sentences).
+-- NOTE: this object reads the storage table sentence_tags (for the list of tags and the
+-- per-tag flags); by the layer rule it belongs in 10_base (see docs/STATISTICS.md §8).
+--- tag: target tag
+--- rollout_id: rollout (rollouts.rollout_id)
+--- idx: original sentence index
+--- r: analysed index (idx - 1 when trimmed, else idx)
+--- is_target: the sentence carries the tag (m[r])
+--- n_sentences: n, analysed sentences of the rollout
+--- n_target: sentences carrying the tag among the analysed ones
+create or replace macro analysed_tags(
+    tag := 'verbalized_evaluation_awareness',
+    all_tags := false,
+    trim := true
+) as table
+with sentences as (
+    select
+        analysed.rollout_id,
+        analysed.idx,
+        analysed.r,
+        analysed.n_sentences
+    from analysed_sentences(tag := tag, trim := trim) as analysed
+),
+
+chosen_tags as (
+    select tag as target_tag
+    where not all_tags
+    union
+    select distinct sentence_tags.tag as target_tag
+    from sentence_tags
+    where all_tags
+),
+
+tagged as (
+    select distinct
+        sentence_tags.rollout_id,
+        sentence_tags.idx,
+        sentence_tags.tag as target_tag
+    from sentence_tags
+    inner join chosen_tags on chosen_tags.target_tag = sentence_tags.tag
+),
+
+flagged as (
+    select
+        chosen_tags.target_tag,
+        sentences.rollout_id,
+        sentences.idx,
+        sentences.r,
+        tagged.idx is not null as is_target,
+        sentences.n_sentences
+    from sentences
+    cross join chosen_tags
+    left join tagged
+        on tagged.rollout_id = sentences.rollout_id
+        and tagged.idx = sentences.idx
+        and tagged.target_tag = chosen_tags.target_tag
+)
+
+select
+    flagged.target_tag as tag,
+    flagged.rollout_id,
+    flagged.idx,
+    flagged.r,
+    flagged.is_target,
+    flagged.n_sentences,
+    (count(*) filter (where flagged.is_target) over (
+        partition by flagged.target_tag, flagged.rollout_id
+    ))::integer as n_target
+from flagged;
+
+create or replace view analysed_tags as
+select * from analysed_tags();

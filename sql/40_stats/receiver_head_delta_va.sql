@@ -1,0 +1,84 @@
+-- The receiver heads of METRICS.md §8 with the paper's setting (receiver_heads: kurtosis of
+-- the vertical scores, proximity_ignore 4, control_depth false, no trim, every layer; the
+-- top k by mean kurtosis over rollouts) and the ΔVA of those heads across rollouts
+-- (head_consistency, computed with the notebook's ΔVA setting unless told otherwise).
+-- Answers: do the heads that receive the most focused attention also prefer target
+-- sentences? p_value_fwer is the max-T p-value over every head of the chosen layers
+-- (default: all), so it stays valid however the k heads were picked.
+-- Parameters: k (default 20); tag, all_tags, permutations, seed; proximity_ignore,
+-- control_depth, score_type, trim, layers, all_layers: the ΔVA setting (as head_consistency).
+--- tag: target tag
+--- model: model name
+--- rank: receiver-head rank, 1 = highest mean kurtosis
+--- layer: layer index
+--- head: query head index
+--- mean_kurtosis: mean over rollouts of the head's kurtosis (paper's setting)
+--- n_rollouts_kurtosis: rollouts with a defined kurtosis for this head
+--- n_rollouts: rollouts where the head's ΔVA is defined
+--- mean_delta_va_vert: mean ΔVA over those rollouts
+--- sd_delta_va_vert: sample standard deviation of ΔVA (n - 1)
+--- t_statistic: mean / (sd / sqrt(n))
+--- share_same_sign: share of rollouts whose ΔVA has the sign of the mean
+--- permutations: K, the number of sign-flip permutations drawn
+--- p_value: two-sided sign-flip p-value of the mean ΔVA of this head
+--- p_value_fwer: family-wise (max-T over every head of the chosen layers) p-value
+create or replace macro receiver_head_delta_va(
+    k := 20,
+    tag := 'verbalized_evaluation_awareness',
+    all_tags := false,
+    permutations := 1000,
+    seed := 0,
+    proximity_ignore := 4,
+    control_depth := true,
+    score_type := 'mean',
+    trim := true,
+    layers := null,
+    all_layers := true
+) as table
+with receivers as (
+    select *
+    from receiver_heads(k := k)
+),
+
+consistency as (
+    select *
+    from
+        head_consistency(
+            tag := tag,
+            all_tags := all_tags,
+            permutations := permutations,
+            seed := seed,
+            proximity_ignore := proximity_ignore,
+            control_depth := control_depth,
+            score_type := score_type,
+            trim := trim,
+            layers := layers,
+            all_layers := all_layers
+        )
+)
+
+select
+    consistency.tag,
+    receivers.model,
+    receivers.rank,
+    receivers.layer,
+    receivers.head,
+    receivers.mean_kurtosis,
+    receivers.n_rollouts as n_rollouts_kurtosis,
+    consistency.n_rollouts,
+    consistency.mean_delta_va_vert,
+    consistency.sd_delta_va_vert,
+    consistency.t_statistic,
+    consistency.share_same_sign,
+    consistency.permutations,
+    consistency.p_value,
+    consistency.p_value_fwer
+from receivers
+inner join consistency
+    on consistency.model = receivers.model
+    and consistency.layer = receivers.layer
+    and consistency.head = receivers.head
+order by consistency.tag, receivers.model, receivers.rank;
+
+create or replace view receiver_head_delta_va as
+select * from receiver_head_delta_va();

@@ -1,0 +1,160 @@
+-- Every tag side by side (docs/STATISTICS.md §7): per (tag, model), the per-rollout
+-- summaries (the notebook's best head per rollout and layer, with its family-wise
+-- permutation p-value, selected_head_pvalues) and the across-rollout summaries (the most
+-- consistent head, head_consistency), so the target tag can be compared with the others.
+-- Tags: with all_tags (the default here) every tag present in sentence_tags, else the tag
+-- parameter. A tag with no defined ΔVA in any rollout has no row.
+-- Default layers: the representative ones (as the notebook's ranking); pass all_layers
+-- := true to search every layer (slower: K permutations x every head).
+-- Parameters: tag, all_tags, permutations, seed, alpha (significance level of the counts),
+-- proximity_ignore, control_depth, score_type, trim, layers, all_layers.
+--- tag: target tag
+--- model: model name
+--- n_rollouts: rollouts where the tag's ΔVA is defined (0 < targets < scored columns)
+--- mean_n_target: mean number of scored target columns in those rollouts
+--- n_selections: (rollout, layer) pairs with a best head
+--- mean_best_abs_delta_va: mean over them of the best head's |ΔVA| (the notebook's selection)
+--- share_uncorrected_significant: share of them with p_value_uncorrected <= alpha
+--- share_fwer_significant: share of them with p_value_fwer <= alpha (expected about alpha by chance)
+--- median_p_value_fwer: median over them of p_value_fwer
+--- top_layer: layer of the most consistent head (smallest p_value_fwer, then largest |t|, layer, head)
+--- top_head: head of the most consistent head
+--- top_mean_delta_va_vert: its mean ΔVA across rollouts
+--- top_t_statistic: its t statistic
+--- top_share_same_sign: its share of rollouts with the sign of the mean
+--- top_p_value: its sign-flip p-value (uncorrected)
+--- top_p_value_fwer: its family-wise sign-flip p-value (max-T over all heads scored)
+--- n_heads_fwer_significant: heads with p_value_fwer <= alpha
+--- permutations: K, permutations drawn (label permutations and sign flips alike)
+create or replace macro tag_summary(
+    tag := 'verbalized_evaluation_awareness',
+    all_tags := true,
+    permutations := 1000,
+    seed := 0,
+    alpha := 0.05,
+    proximity_ignore := 4,
+    control_depth := true,
+    score_type := 'mean',
+    trim := true,
+    layers := null,
+    all_layers := false
+) as table
+with selections as (
+    select *
+    from
+        selected_head_pvalues(
+            tag := tag,
+            all_tags := all_tags,
+            permutations := permutations,
+            seed := seed,
+            proximity_ignore := proximity_ignore,
+            control_depth := control_depth,
+            score_type := score_type,
+            trim := trim,
+            layers := layers,
+            all_layers := all_layers
+        )
+),
+
+consistency as (
+    select *
+    from
+        head_consistency(
+            tag := tag,
+            all_tags := all_tags,
+            permutations := permutations,
+            seed := seed,
+            proximity_ignore := proximity_ignore,
+            control_depth := control_depth,
+            score_type := score_type,
+            trim := trim,
+            layers := layers,
+            all_layers := all_layers
+        )
+),
+
+targets as (
+    select
+        labels.tag,
+        labels.rollout_id,
+        count(*) filter (where labels.is_target) as n_target,
+        count(*) as n_scored
+    from analysed_tags(tag := tag, all_tags := all_tags, trim := trim) as labels
+    where labels.r <= labels.n_sentences - 1 - proximity_ignore
+    group by labels.tag, labels.rollout_id
+),
+
+per_rollout as (
+    select
+        selections.tag,
+        selections.model,
+        count(distinct selections.rollout_id) as n_rollouts,
+        count(*) as n_selections,
+        avg(selections.abs_delta_va_vert) as mean_best_abs_delta_va,
+        avg((selections.p_value_uncorrected <= alpha)::integer) as share_uncorrected_significant,
+        avg((selections.p_value_fwer <= alpha)::integer) as share_fwer_significant,
+        median(selections.p_value_fwer) as median_p_value_fwer
+    from selections
+    group by selections.tag, selections.model
+),
+
+target_counts as (
+    select
+        targets.tag,
+        avg(targets.n_target) as mean_n_target
+    from targets
+    where targets.n_target > 0 and targets.n_target < targets.n_scored
+    group by targets.tag
+),
+
+ranked_heads as (
+    select
+        consistency.*,
+        row_number() over (
+            partition by consistency.tag, consistency.model
+            order by
+                consistency.p_value_fwer nulls last,
+                abs(consistency.t_statistic) desc nulls last,
+                consistency.layer,
+                consistency.head
+        ) as head_order,
+        count(*) filter (where consistency.p_value_fwer <= alpha) over (
+            partition by consistency.tag, consistency.model
+        ) as n_heads_fwer_significant
+    from consistency
+),
+
+top_heads as (
+    select ranked_heads.*
+    from ranked_heads
+    where ranked_heads.head_order = 1
+)
+
+select
+    per_rollout.tag,
+    per_rollout.model,
+    per_rollout.n_rollouts,
+    target_counts.mean_n_target,
+    per_rollout.n_selections,
+    per_rollout.mean_best_abs_delta_va,
+    per_rollout.share_uncorrected_significant,
+    per_rollout.share_fwer_significant,
+    per_rollout.median_p_value_fwer,
+    top_heads.layer as top_layer,
+    top_heads.head as top_head,
+    top_heads.mean_delta_va_vert as top_mean_delta_va_vert,
+    top_heads.t_statistic as top_t_statistic,
+    top_heads.share_same_sign as top_share_same_sign,
+    top_heads.p_value as top_p_value,
+    top_heads.p_value_fwer as top_p_value_fwer,
+    top_heads.n_heads_fwer_significant,
+    permutations::integer as permutations
+from per_rollout
+left join target_counts on target_counts.tag = per_rollout.tag
+left join top_heads
+    on top_heads.tag = per_rollout.tag
+    and top_heads.model = per_rollout.model
+order by per_rollout.model, per_rollout.tag;
+
+create or replace view tag_summary as
+select * from tag_summary();

@@ -1,0 +1,259 @@
+"""build_report: files, numbers from SQL, untrusted text, skip / --force / failure swap."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TAG = "verbalized_evaluation_awareness"
+# Sentence text a rollout may hold: it must be shown literally and never run.
+HOSTILE = [
+    "<script>window.__pwned = 'script'</script>",
+    "</script><img src=x onerror=\"window.__pwned = 'img'\">",
+    "He said \"yes\" & 'no' \u2028 next line \u2029 <!-- comment",
+]
+HOSTILE_ID = "evil \"quoted\" <b>id</b> & 'single'"
+
+
+def sample_rollouts() -> list[tuple[str, list[str], set[int]]]:
+    """(rollout_id, sentences, target indices): two plain rollouts and a hostile one."""
+    plain = [(f"problem_9_va_0{k}", [f"Sentence {k}.{i} of the trace." for i in range(12 + 2 * k)],
+              {2, 5, 8}) for k in range(2)]
+    hostile_sentences = [f"Plain sentence {i}." for i in range(12)]
+    hostile_sentences[2], hostile_sentences[3], hostile_sentences[4] = HOSTILE
+    return [*plain, (HOSTILE_ID, hostile_sentences, {2, 4, 7})]
+
+
+def make_warehouse(directory: Path, rollouts=None, *, model: str = "test-model", n_layers: int = 4,
+                   n_heads: int = 3, seed: int = 0):
+    """A warehouse with random lower-triangular attention for each rollout."""
+    from ingest.pipeline import to_record
+    from ingest.rollouts import Rollout
+    from warehouse.store import ModelInfo, Warehouse
+
+    warehouse = Warehouse(directory)
+    rng = np.random.default_rng(seed)
+    with warehouse.write_lock():
+        for rid, sentences, targets in rollouts or sample_rollouts():
+            tags = tuple((TAG, "other") if k in targets else ("other",) for k in range(len(sentences)))
+            rollout = Rollout(rid, Path("/data"), Path("/data") / rid, tuple(sentences), tags,
+                              "chunks.json")
+            n = len(sentences)
+            matrices = np.tril(rng.random((n_layers, n_heads, n, n))).astype(np.float32)
+            warehouse.write_attention(to_record(rollout), ModelInfo(model, n_layers, n_heads),
+                                      matrices)
+    return warehouse
+
+
+def listing(directory: Path) -> dict[str, bytes]:
+    return {p.relative_to(directory).as_posix(): p.read_bytes()
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """One full report (PNG files included), shared by the read-only tests below."""
+    from reports.build import build_report
+
+    root = tmp_path_factory.mktemp("report")
+    warehouse = make_warehouse(root / "wh")
+    result = build_report(warehouse, root / "out")
+    return warehouse, result
+
+
+def test_writes_every_file(built):
+    from reports.build import rollout_dir_names
+
+    _, result = built
+    out = result.out_dir
+    assert not result.skipped and result.reason.startswith("no previous report")
+    assert result.index_path == out / "index.html" and result.index_path.is_file()
+    assert (out / "ranking.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    names = rollout_dir_names([rid for rid, _, _ in sample_rollouts()])
+    assert names[HOSTILE_ID] == "evil--quoted--b--id--b--single"
+    for rid in names:
+        folder = out / names[rid]
+        meta = json.loads((folder / "meta.json").read_text())
+        assert list(meta) == ["rollout_id", "n_sentences", "n_va", "va_idxs", "layers", "heads"]
+        assert meta["rollout_id"] == rid and meta["layers"] == [0, 1, 2]
+        for layer, head in zip(meta["layers"], meta["heads"], strict=True):
+            for kind in ("attn", "vert"):
+                png = folder / f"{kind}_layer{layer:02d}_head{head:02d}.png"
+                assert png.read_bytes()[:4] == b"\x89PNG"
+        assert (folder / "index.html").is_file()
+    index = result.index_path.read_text()
+    assert f'href="{names["problem_9_va_00"]}/index.html"' in index
+    for page in [result.index_path, *out.glob("*/index.html")]:
+        text = page.read_text()
+        # self-contained: no external script, style or image, whatever the bundle mentions
+        assert "<script src" not in text and "<link rel=\"stylesheet\"" not in text
+        assert "vegaEmbed" in text and "Content-Security-Policy" in text
+    assert not list(out.parent.glob(".out.tmp-*"))
+
+
+def test_summary_csv_has_the_notebook_columns_and_sql_numbers(built):
+    from reports.data import frame
+
+    warehouse, result = built
+    with open(result.out_dir / "summary.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["rollout_id", "n_sentences", "n_va", "va_rate", "distinctiveness_score",
+                             "layers", "heads", "delta_va_vert_by_layer", "lift_in_va_by_layer"]
+    with warehouse.connect(read_only=True) as con:
+        ranking = frame(con, "select * from rollout_ranking order by rank")
+    assert [r["rollout_id"] for r in rows] == ranking["rollout_id"].to_list()
+    for row, expected in zip(rows, ranking.iter_rows(named=True), strict=True):
+        assert float(row["distinctiveness_score"]) == pytest.approx(expected["distinctiveness_score"])
+        # the notebook's summary counts are before the trim
+        assert int(row["n_sentences"]) == expected["n_sentences_original"]
+        assert int(row["n_va"]) == expected["n_va_original"]
+        assert row["heads"] == ",".join(map(str, expected["heads"]))
+        assert row["delta_va_vert_by_layer"] == ",".join(
+            f"{x:.4f}" for x in expected["delta_va_vert_by_layer"])
+
+
+def test_color_max_is_the_notebooks_99th_percentile(built):
+    """np.nanquantile(np.tril(B), 0.99), B the analysed matrix, as the notebook computes it."""
+    from reports.data import ReportParams, load_report_data
+
+    warehouse, _ = built
+    with warehouse.connect(read_only=True) as con:
+        data = load_report_data(con, ReportParams())
+    row = data.color_max.row(0, named=True)
+    cells = data.cells.filter(
+        (data.cells["rollout_id"] == row["rollout_id"]) & (data.cells["layer"] == row["layer"])
+        & (data.cells["head"] == row["head"])
+    )
+    n = int(data.ranking.filter(data.ranking["rollout_id"] == row["rollout_id"])["n_sentences"][0])
+    matrix = np.zeros((n, n))
+    matrix[cells["r"].to_numpy(), cells["c"].to_numpy()] = cells["value"].to_numpy()
+    assert row["color_max"] == pytest.approx(float(np.nanquantile(np.tril(matrix), 0.99)), abs=1e-6)
+
+
+def test_untrusted_text_is_escaped(built):
+    from reports.build import rollout_dir_names
+
+    _, result = built
+    folder = result.out_dir / rollout_dir_names([HOSTILE_ID])[HOSTILE_ID]
+    text = (folder / "index.html").read_text()
+    # markup: escaped; chart JSON: '<', '>', '&' and U+2028/2029 as \\u escapes
+    assert "&lt;script&gt;window.__pwned = &#x27;script&#x27;&lt;/script&gt;" in text
+    assert "&lt;/script&gt;&lt;img src=x onerror=&quot;window.__pwned" in text
+    assert "\\u003cscript\\u003ewindow.__pwned" in text
+    assert "\\u003cimg src=x" in text
+    body = text.split("<body>")[1]  # (the inlined library in <head> mentions "<img" itself)
+    assert "<img" not in body and "window.__pwned = 'script'</script>" not in body
+    assert "\u2028" not in body and "\u2029" not in body
+    assert text.count("<script") == 4  # bundle, two JSON blocks, init
+    assert "&lt;b&gt;id&lt;/b&gt;" in text and "<b>id</b>" not in text
+    index = result.index_path.read_text()
+    assert "<b>id</b>" not in index and "&lt;b&gt;id&lt;/b&gt;" in index
+
+
+def test_second_run_skips_force_rebuilds_changes_rebuild(tmp_path):
+    from reports.build import build_report
+
+    warehouse = make_warehouse(tmp_path / "wh", sample_rollouts()[:2])
+    out = tmp_path / "out"
+    first = build_report(warehouse, out, png=False)
+    assert not first.skipped
+    before = listing(out)
+
+    again = build_report(warehouse, out, png=False)
+    assert again.skipped and again.reason.startswith("up to date")
+    assert listing(out) == before
+
+    forced = build_report(warehouse, out, png=False, force=True)
+    assert not forced.skipped and forced.reason == "forced (--force)"
+
+    changed = build_report(warehouse, out, png=False, proximity_ignore=2)
+    assert not changed.skipped and changed.reason == "parameters changed: proximity_ignore 4 -> 2"
+
+    make_warehouse(tmp_path / "wh", [("problem_9_va_05", [f"s{i}" for i in range(9)], {3})])
+    grown = build_report(warehouse, out, png=False, proximity_ignore=2)
+    assert not grown.skipped and grown.reason.startswith("warehouse content changed")
+    assert grown.n_rollouts == 3
+
+
+def test_failure_halfway_leaves_the_previous_report(tmp_path):
+    from reports.build import ReportError, build_report
+
+    warehouse = make_warehouse(tmp_path / "wh", sample_rollouts()[:2])
+    out = tmp_path / "out"
+    build_report(warehouse, out, png=False)
+    before = listing(out)
+    steps = []
+
+    def fail_on_second_rollout(step: str) -> None:
+        steps.append(step)
+        if step == "rollout problem_9_va_01":
+            raise RuntimeError("disk on fire")
+
+    with pytest.raises(ReportError, match=r"report not written \(RuntimeError: disk on fire\); "
+                                          r"the previous report is unchanged"):
+        build_report(warehouse, out, png=False, force=True, on_step=fail_on_second_rollout)
+    assert "rollout problem_9_va_00" in steps  # it did fail halfway
+    assert listing(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out", "wh"]
+    assert build_report(warehouse, out, png=False).skipped  # still the complete old report
+
+
+def test_refuses_to_replace_a_directory_that_is_not_a_report(tmp_path):
+    from reports.build import ReportError, build_report
+
+    warehouse = make_warehouse(tmp_path / "wh", sample_rollouts()[:1])
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(ReportError, match="refusing to write the report into .*precious"):
+        build_report(warehouse, precious, png=False)
+    assert (precious / "notes.txt").read_text() == "keep me"
+
+
+def test_options_select_rollouts_layers_and_model(tmp_path):
+    from reports.build import ReportError, build_report
+
+    warehouse = make_warehouse(tmp_path / "wh", sample_rollouts()[:2])
+    make_warehouse(tmp_path / "wh", sample_rollouts()[:1], model="other-model", n_layers=2)
+    with pytest.raises(ReportError, match=r"2 models \(other-model, test-model\); choose one with --model"):
+        build_report(warehouse, tmp_path / "out", png=False)
+    with pytest.raises(ReportError, match=r"no rollout .* matches --rollouts 'nothing_\*'"):
+        build_report(warehouse, tmp_path / "out", png=False, model="test-model", rollouts="nothing_*")
+
+    result = build_report(warehouse, tmp_path / "out", png=False, model="test-model",
+                          rollouts="*_01", layers=[3, 1], trim=False, tag="other")
+    assert result.n_rollouts == 1 and result.model == "test-model"
+    meta = json.loads((tmp_path / "out" / "problem_9_va_01" / "meta.json").read_text())
+    assert meta["layers"] == [1, 3] and meta["n_va"] == 14  # every sentence carries 'other'
+    index = result.index_path.read_text()
+    assert "problem_9_va_00" not in index
+    assert "<code>other</code>" in index and "<code>False</code>" in index
+    assert not (tmp_path / "out" / "problem_9_va_00").exists()
+
+
+def test_empty_warehouse_is_a_clear_error(tmp_path):
+    from reports.build import ReportError, build_report
+    from warehouse.store import Warehouse
+
+    warehouse = Warehouse(tmp_path / "wh")
+    with warehouse.connect():
+        pass
+    with pytest.raises(ReportError, match="holds no attention yet; run `cli.py ingest` first"):
+        build_report(warehouse, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_state_file_records_what_was_built(tmp_path):
+    from reports.build import STATE_FILE, build_report
+
+    warehouse = make_warehouse(tmp_path / "wh", sample_rollouts()[:1])
+    build_report(warehouse, tmp_path / "out", png=False)
+    state = json.loads((tmp_path / "out" / STATE_FILE).read_text())
+    assert state["params"]["tag"] == TAG and state["params"]["png"] is False
+    assert state["model"] == "test-model" and state["n_rollouts"] == 1
+    assert len(state["warehouse_digest"]) == 64 and os.path.isabs(str(tmp_path / "out"))
