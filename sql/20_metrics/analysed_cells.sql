@@ -1,0 +1,82 @@
+-- The stored cells of the analysed matrix B (METRICS.md §4) for the chosen layers (§7),
+-- with the analysed indices (r, c) and the target flag of the row sentence.
+-- Parameters: tag, trim (§4); layers (NULL: the representative layers of each model,
+-- §7; an INTEGER[] list replaces them); all_layers (true: every layer 0..L-1 of the
+-- model, overrides layers). Only models with a row in `models` are analysed.
+-- Only cells with j <= i are stored; cells above the diagonal are 0 (§3).
+-- The integer keys let the metrics sort and group without string keys (speed).
+--- model: model name
+--- rollout_id: rollout
+--- layer: layer index
+--- head: query head index
+--- i: source sentence, original index
+--- j: target sentence, original index
+--- r: analysed row index (i - first_idx)
+--- c: analysed column index (j - first_idx), c <= r
+--- value: B[r, c]
+--- row_is_target: sentence i carries the target tag (m[r])
+--- model_key: integer key of the model (representative_layers.model_key)
+--- rollout_key: integer key of the rollout (analysed_sentences.rollout_key)
+--- row_key: integer key of the row sentence i (analysed_sentences.sentence_key)
+create or replace macro analysed_cells(
+    tag := 'verbalized_evaluation_awareness',
+    trim := true,
+    layers := null,
+    all_layers := false
+) as table
+with model_layers as (
+    select
+        representative_layers.model,
+        representative_layers.model_key,
+        case
+            when all_layers then range(0, representative_layers.n_layers)::integer[]
+            when layers is not null then layers::integer[]
+            else representative_layers.layers
+        end as layer_list
+    from representative_layers
+),
+
+chosen_layers as (
+    select
+        model_layers.model,
+        model_layers.model_key,
+        unnest(model_layers.layer_list)::smallint as layer
+    from model_layers
+),
+
+row_sentences as (
+    select * from analysed_sentences(tag := tag, trim := trim)
+),
+
+layer_cells as (
+    select
+        attention_cells.*,
+        chosen_layers.model_key
+    from attention_cells
+    inner join chosen_layers
+        on chosen_layers.model = attention_cells.model
+        and chosen_layers.layer = attention_cells.layer
+)
+
+select
+    layer_cells.model,
+    layer_cells.rollout_id,
+    layer_cells.layer,
+    layer_cells.head,
+    layer_cells.i,
+    layer_cells.j,
+    row_sentences.r,
+    layer_cells.j - row_sentences.first_idx as c,
+    layer_cells.value,
+    row_sentences.is_target as row_is_target,
+    layer_cells.model_key,
+    row_sentences.rollout_key,
+    row_sentences.sentence_key as row_key
+from layer_cells
+inner join row_sentences
+    on row_sentences.rollout_id = layer_cells.rollout_id
+    and row_sentences.idx = layer_cells.i
+where layer_cells.j >= row_sentences.first_idx;
+
+create or replace view analysed_cells as
+select * from analysed_cells();

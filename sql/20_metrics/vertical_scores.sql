@@ -1,0 +1,49 @@
+-- Vertical (receiver) score v_c of each analysed column (METRICS.md §5), per rollout,
+-- layer and head. Parameters: as column_scores (tag, proximity_ignore, control_depth,
+-- score_type, trim, layers, all_layers). v_c is NULL (the spec's NaN) in the last p columns.
+--- model: model name
+--- rollout_id: rollout
+--- layer: layer index
+--- head: query head index
+--- c: analysed column index
+--- idx: original sentence index of column c
+--- is_target: sentence idx carries the target tag (m[c])
+--- vertical_score: v_c; NULL when column c has no valid cell
+--- n_valid_rows: number of valid cells in column c (rows r >= c + p)
+create or replace macro vertical_scores(
+    tag := 'verbalized_evaluation_awareness',
+    proximity_ignore := 4,
+    control_depth := true,
+    score_type := 'mean',
+    trim := true,
+    layers := null,
+    all_layers := false
+) as table
+with scores as (
+    select *
+    from
+        column_scores(
+            tag := tag,
+            proximity_ignore := proximity_ignore,
+            control_depth := control_depth,
+            score_type := score_type,
+            trim := trim,
+            layers := layers,
+            all_layers := all_layers
+        )
+)
+
+select
+    scores.model,
+    scores.rollout_id,
+    scores.layer,
+    scores.head,
+    scores.c,
+    scores.idx,
+    scores.is_target,
+    scores.vertical_score,
+    scores.n_valid_rows
+from scores;
+
+create or replace view vertical_scores as
+select * from vertical_scores();
