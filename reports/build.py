@@ -10,9 +10,10 @@ directory is removed and the previous report stays as it was.
 
 Layout of a report::
 
-    index.html                 ranking chart and table, parameters, links
+    index.html                 ranking chart and table (with p-values), parameters, links
+    heads.html                 statistics: layer x head map of mean ΔVA, receiver heads, tags
     summary.csv                one row per rollout, the notebook's columns
-    ranking.png, delta_by_layer.png
+    ranking.png, delta_by_layer.png, head_map.png, receiver_map.png, tag_comparison.png
     <rollout>/index.html       per layer: heatmap and vertical scores of the best head
     <rollout>/meta.json        as the notebook writes it
     <rollout>/attn_layerLL_headHH.png, <rollout>/vert_layerLL_headHH.png
@@ -43,7 +44,10 @@ import vl_convert
 
 from reports import charts
 from reports.data import (
+    ALPHA,
     DEFAULT_TAG,
+    RECEIVER_K,
+    TOP_CONSISTENT,
     ReportData,
     ReportError,
     ReportParams,
@@ -88,6 +92,8 @@ def build_report(
     score_type: str | None = None,
     rollouts: str | None = None,
     model: str | None = None,
+    permutations: int | None = None,
+    seed: int | None = None,
     force: bool = False,
     png: bool = True,
     wait_s: float = 30.0,
@@ -95,7 +101,8 @@ def build_report(
 ) -> ReportResult:
     """Write the HTML report of ``warehouse`` (a Warehouse or its directory) into ``out_dir``.
 
-    Parameters left ``None`` take the SQL defaults (METRICS.md: the notebook's setting).
+    Parameters left ``None`` take the SQL defaults (METRICS.md: the notebook's setting;
+    STATISTICS.md: ``permutations`` 1000 and ``seed`` 0 for the p-values).
     ``wait_s``: how long to wait for a process that holds the warehouse for writing.
     ``on_step`` is called with a short message after each file group is written (progress
     display; a test can raise from it to simulate a failure halfway).
@@ -107,8 +114,11 @@ def build_report(
         warehouse = Warehouse(warehouse)
     given = {"tag": tag, "proximity_ignore": proximity_ignore, "control_depth": control_depth,
              "score_type": score_type, "trim": trim, "rollouts": rollouts, "model": model,
+             "permutations": permutations, "seed": seed,
              "layers": tuple(int(x) for x in layers) if layers is not None else None}
     params = ReportParams(**{k: v for k, v in given.items() if v is not None})
+    if params.permutations < 0:
+        raise ReportError(f"permutations must be 0 or more, not {params.permutations}")
     out_dir = Path(out_dir).expanduser().absolute()
     index_path = out_dir / "index.html"
     _check_out_dir(out_dir)
@@ -301,6 +311,15 @@ def _write_report(data: ReportData, out: Path, *, png: bool, step: Callable[[str
     files += 1
     step("index.html")
 
+    heads_charts = statistics_charts(data)
+    if png:
+        for name, spec in heads_charts.items():
+            _write_png(spec, out / f"{name}.png")
+            files += 1
+    (out / "heads.html").write_text(heads_page(data, heads_charts), encoding="utf-8")
+    files += 1
+    step("heads.html")
+
     for rollout in data.ranking.iter_rows(named=True):
         rid = rollout["rollout_id"]
         folder = out / names[rid]
@@ -421,6 +440,7 @@ def _parameters_table(data: ReportData) -> str:
         ("tag", p.tag), ("proximity_ignore", p.proximity_ignore), ("trim", p.trim),
         ("control_depth", p.control_depth), ("score_type", p.score_type), ("layers", layers),
         ("rollouts", p.rollouts or "all"), ("model", model),
+        ("permutations", p.permutations), ("seed", p.seed),
         ("attention ingested", f"{_when(data.ingest.get('first_ingested_at'))} to "
                                f"{_when(data.ingest.get('last_ingested_at'))} "
                                f"({data.ingest.get('attention_runs', 0)} rollouts)"),
@@ -432,17 +452,19 @@ def _parameters_table(data: ReportData) -> str:
 
 def index_page(data: ReportData, names: dict[str, str], index_charts: dict[str, dict]) -> str:
     """The index: ranking chart and table, best heads per layer, parameters, links."""
-    layer_headers = [f"layer {layer}: head | ΔVA | lift" for layer in data.layers]
+    layer_headers = [f"layer {layer}: head | ΔVA | lift | p (FWER)" for layer in data.layers]
     rows, classes = [], []
     by_rollout = data.best.partition_by("rollout_id", as_dict=True)
     for r in data.ranking.iter_rows(named=True):
         rid = r["rollout_id"]
         best = by_rollout.get((rid,), pl.DataFrame())
         per_layer = {b["layer"]: b for b in best.iter_rows(named=True)} if best.height else {}
+        layer_p = dict(zip(r["layers"], r["p_value_fwer_by_layer"] or [], strict=False))
         row = [
             _num(r["rank"]),
             (f'<a href="{esc(names[rid])}/index.html">{esc(rid)}</a>', ""),
             _num(r["distinctiveness_score"], 4),
+            _num(r["p_value_score"], 4),
             _num(r["n_sentences"]), _num(r["n_va"]), _num(r["va_rate"], 3),
             _num(r["n_sentences_original"]), _num(r["n_va_original"]),
         ]
@@ -452,10 +474,10 @@ def index_page(data: ReportData, names: dict[str, str], index_charts: dict[str, 
                 row.append(("—", ""))
             else:
                 row.append((esc(f"h{b['head']} | {_fmt(b['delta_va_vert'], 4)} | "
-                                f"{_fmt(b['lift_in_va'], 3)}"), "num"))
+                                f"{_fmt(b['lift_in_va'], 3)} | {_fmt(layer_p.get(layer), 4)}"), "num"))
         rows.append(row)
         classes.append("")
-    headers = ["rank", "rollout", "S", "n (analysed)", "targets (analysed)", "rate (analysed)",
+    headers = ["rank", "rollout", "S", "p (S)", "n (analysed)", "targets (analysed)", "rate (analysed)",
                "N (original)", "targets (original)", *layer_headers]
     pngs = " ".join(f'<a href="{name}.png">{name}.png</a>' for name in index_charts)
     body = f"""
@@ -463,9 +485,15 @@ def index_page(data: ReportData, names: dict[str, str], index_charts: dict[str, 
 <p class="muted">{data.ranking.height} rollouts, ranked by distinctiveness
 S = Σ over layers of |ΔVA| of the layer's best head (METRICS.md §7). Analysed counts are
 after the trim of the first and last sentence; original counts before it.</p>
+<p><a href="heads.html">Statistics: is a separation real? Every head across rollouts, receiver
+heads, and the tags compared →</a></p>
 {chart_div("ranking")}
 {chart_div("delta_by_layer")}
 <h2>Ranking</h2>
+<p class="muted">{esc(_P_VALUE_NOTE)} <b>p (S)</b>: the same for the rollout's score S (its
+best heads summed over layers, with the selection repeated on every shuffle). <b>p (FWER)</b>:
+the family-wise p-value of the layer's best head, i.e. of the best of the layer's heads,
+which is the one to read, not the head's own p-value. {_permutations_note(data)}</p>
 {table(headers, rows, classes)}
 <p class="files">Files: <a href="summary.csv">summary.csv</a> {pngs}</p>
 <h2>Parameters</h2>
@@ -473,6 +501,126 @@ after the trim of the first and last sentence; original counts before it.</p>
 """
     return page(f"Attention report: {data.model}", body,
                 {name: (spec, "svg") for name, spec in index_charts.items()})
+
+
+_P_VALUE_NOTE = (
+    "A p-value here is the chance of a ΔVA at least this large if the sentence labels were "
+    "shuffled at random within the rollout: small means the separation is unusual for a random "
+    "set of sentences of the same size; it says nothing about how large the effect is."
+)
+
+
+def _permutations_note(data: ReportData) -> str:
+    k = data.params.permutations
+    return esc(f"{k} permutations, seed {data.params.seed}: no p-value is below 1/{k + 1} = "
+               f"{1 / (k + 1):.4f}.")
+
+
+def statistics_charts(data: ReportData) -> dict[str, dict]:
+    """The statistics page's chart specs (a chart without rows is left out)."""
+    specs = {}
+    if data.head_map.height:
+        specs["head_map"] = charts.head_consistency_map(data.head_map, alpha=ALPHA).to_dict(validate=False)
+    if data.receivers.height:
+        specs["receiver_map"] = charts.receiver_map(data.receivers, k=RECEIVER_K,
+                                                    alpha=ALPHA).to_dict(validate=False)
+    if data.tags.height:
+        specs["tag_comparison"] = charts.tag_comparison(data.tags, alpha=ALPHA).to_dict(validate=False)
+    return specs
+
+
+def _chart_or_note(name: str, specs: dict, note: str) -> str:
+    if name in specs:
+        return chart_div(name) + f'<p class="files"><a href="{name}.png">{name}.png</a></p>'
+    return f'<p class="muted">{esc(note)}</p>'
+
+
+def _head_rows(frame: pl.DataFrame, *, rank: bool = False, kurtosis: bool = False) -> list:
+    rows = []
+    for h in frame.iter_rows(named=True):
+        rows.append([
+            *([_num(h["rank"])] if rank else []),
+            _num(h["layer"]), _num(h["head"]),
+            *([_num(h["mean_kurtosis"], 3)] if kurtosis else []),
+            _num(h["n_rollouts"]), _num(h["mean_delta_va_vert"], 4), _num(h["t_statistic"], 2),
+            _num(h["share_same_sign"], 2), _num(h["p_value"], 4), _num(h["p_value_fwer"], 4),
+        ])
+    return rows
+
+
+HEAD_HEADERS = ["layer", "head", "rollouts", "mean ΔVA", "t", "share same sign", "p", "p (FWER)"]
+
+
+def heads_page(data: ReportData, specs: dict[str, dict]) -> str:
+    """Statistics (sql/40_stats): every head's mean ΔVA, receiver heads, tags compared."""
+    p = data.params
+    label = _target_label(p.tag)
+    scope = ("every rollout of the model in the warehouse" +
+             (" (the --rollouts filter applies to the ranking only)" if p.rollouts else ""))
+    significant = data.head_map.filter(pl.col("significant_fwer"))
+    found = (f"{significant.height} head(s) have a family-wise p ≤ {ALPHA:g}."
+             if data.head_map.height else "")
+    receivers = data.receivers.filter(pl.col("is_receiver")) if data.receivers.height else data.receivers
+    tag_rows = []
+    for t in data.tags.iter_rows(named=True):
+        tag_rows.append([
+            (("▶ " if t["is_report_tag"] else "") + esc(t["tag"]), ""),
+            _num(t["n_rollouts"]), _num(t["mean_n_target"], 2), _num(t["n_selections"]),
+            _num(t["mean_best_abs_delta_va"], 4), _num(t["share_uncorrected_significant"], 2),
+            _num(t["share_fwer_significant"], 2), _num(t["median_p_value_fwer"], 4),
+            (esc(f"L{t['top_layer']} H{t['top_head']}") if t["top_layer"] is not None else "—", "num"),
+            _num(t["top_mean_delta_va_vert"], 4), _num(t["top_t_statistic"], 2),
+            _num(t["top_p_value_fwer"], 4), _num(t["n_heads_fwer_significant"]),
+        ])
+    tag_headers = ["tag", "rollouts", "mean targets", "selections", "mean best |ΔVA|",
+                   f"share p ≤ {ALPHA:g}", f"share p (FWER) ≤ {ALPHA:g}", "median p (FWER)", "top head",
+                   "top mean ΔVA", "top t", "top p (FWER)", f"heads p (FWER) ≤ {ALPHA:g}"]
+    tag_layers = (", ".join(map(str, data.layers)) +
+                  ("" if p.layers is not None else " (representative)"))
+    body = f"""
+<p><a href="index.html">← all rollouts</a></p>
+<h1>Heads and tags: {esc(data.model)}</h1>
+<p class="muted">Tag <code>{esc(p.tag)}</code>; computed over {esc(scope)};
+{_permutations_note(data)} Definitions: docs/STATISTICS.md in the repository.</p>
+<h2>How to read a p-value here</h2>
+<p>{esc(_P_VALUE_NOTE)} Per rollout and layer the notebook keeps the best of the layer's heads;
+the best of many noisy heads looks good by chance, so read the <b>family-wise</b> p-value
+(p (FWER)), which repeats that selection on every shuffle, not the uncorrected one. Across
+rollouts, the question is whether the same head separates {esc(label)} sentences in most of them.</p>
+
+<h2>Mean ΔVA of every head across rollouts (all layers)</h2>
+<p class="muted">Each cell is one head: its ΔVA averaged over the rollouts (red: {esc(label)}
+sentences get more attention than the others, blue: less). Outlined cells have a family-wise
+p ≤ {ALPHA:g}: a sign-flip test of the mean, corrected for looking at every head of every layer.
+A dot marks a head that is significant only without the correction: about {ALPHA:.0%} of the
+heads get one by chance. {esc(found)}</p>
+{_chart_or_note("head_map", specs, "No head has a defined ΔVA in any rollout.")}
+<h3>The {TOP_CONSISTENT} most consistent heads (smallest family-wise p)</h3>
+{table(HEAD_HEADERS, _head_rows(data.top_heads))}
+
+<h2>Receiver heads</h2>
+<p class="muted">Receiver heads (the paper's definition) concentrate attention on a few
+sentences: their vertical scores have a high kurtosis (paper setting: no trim, no depth
+control, every layer). The map shows each head's mean kurtosis over rollouts; the top
+{RECEIVER_K} are outlined with their rank. The table gives their mean ΔVA for
+<code>{esc(p.tag)}</code> across rollouts: a receiver head attends to some sentences strongly, and
+the family-wise p says whether those are {esc(label)} sentences more than chance allows.</p>
+{_chart_or_note("receiver_map", specs, "No head has a defined kurtosis.")}
+{table(["rank", "layer", "head", "mean kurtosis", *HEAD_HEADERS[2:]],
+       _head_rows(receivers, rank=True, kurtosis=True))}
+
+<h2>Tags compared</h2>
+<p class="muted">The same statistics for every tag, on layers {esc(tag_layers)}. Left: the share
+of the notebook's selections (best head per rollout and layer) that look significant; without
+correction it is well above {ALPHA:g} even when nothing is there, while the family-wise share
+should be near {ALPHA:g} (dashed line) under no effect. If other tags get as many significant
+selections or consistent heads as <code>{esc(p.tag)}</code> (▶, dark bars), the result is not
+specific to it.</p>
+{_chart_or_note("tag_comparison", specs, "No tag has a defined ΔVA.")}
+{table(tag_headers, tag_rows)}
+"""
+    return page(f"Heads and tags: {data.model}", body,
+                {name: (spec, "svg") for name, spec in specs.items()})
 
 
 def rollout_page(data: ReportData, rollout: dict, sentences: pl.DataFrame, sections: list) -> str:
@@ -499,7 +647,8 @@ def rollout_page(data: ReportData, rollout: dict, sentences: pl.DataFrame, secti
         classes.append(" ".join(c for c, on in (("target", s["is_target"]),
                                                 ("trimmed", not s["analysed"])) if on))
     summary = (f"rank {rollout['rank']}, S = "
-               f"{_fmt(rollout['distinctiveness_score'], 4)}; analysed: {rollout['n_sentences']} "
+               f"{_fmt(rollout['distinctiveness_score'], 4)} (p = {_fmt(rollout['p_value_score'], 4)}, "
+               f"{data.params.permutations} permutations); analysed: {rollout['n_sentences']} "
                f"sentences, {rollout['n_va']} targets; original: {rollout['n_sentences_original']} "
                f"sentences, {rollout['n_va_original']} targets")
     body = f"""

@@ -180,12 +180,14 @@ def ranking_bar(ranking: pl.DataFrame, *, width: int = 520) -> alt.Chart:
 
     ``ranking``: rows of ``rollout_ranking`` (``rank``, ``rollout_id``,
     ``distinctiveness_score``, ``n_va``, ``n_sentences``, ``n_sentences_original``,
-    ``n_va_original``).
+    ``n_va_original``), and ``p_value_score`` when present (``rollout_ranking_pvalues``).
     """
     columns = ["rank", "rollout_id", "distinctiveness_score", "n_sentences", "n_va",
                "n_sentences_original", "n_va_original"]
+    with_p = "p_value_score" in ranking.columns
+    p_tooltip = [alt.Tooltip("p_value_score:Q", title="p-value of S", format=".4f")] if with_p else []
     return (
-        alt.Chart(inline(ranking.select(columns)))
+        alt.Chart(inline(ranking.select(columns + ["p_value_score"] * with_p)))
         .mark_bar(color="#2563eb")
         .encode(
             x=alt.X("distinctiveness_score:Q", title="distinctiveness S = Σ layers |ΔVA| of best head"),
@@ -195,6 +197,7 @@ def ranking_bar(ranking: pl.DataFrame, *, width: int = 520) -> alt.Chart:
                 alt.Tooltip("rank:Q"),
                 alt.Tooltip("rollout_id:N", title="rollout"),
                 alt.Tooltip("distinctiveness_score:Q", title="S", format=".4f"),
+                *p_tooltip,
                 alt.Tooltip("n_va:Q", title="targets (analysed)"),
                 alt.Tooltip("n_sentences:Q", title="sentences (analysed)"),
                 alt.Tooltip("n_va_original:Q", title="targets (original)"),
@@ -241,3 +244,171 @@ def _js_string(text: str) -> str:
     import json
 
     return json.dumps(text)
+
+
+# --- statistics page (sql/40_stats) ----------------------------------------------------
+
+SIGNIFICANT_STROKE = "#0f172a"
+FWER_COLOR = "#2563eb"
+UNCORRECTED_COLOR = "#f59e0b"
+
+
+def _head_axes() -> dict:
+    """Head across, layer down (layer 0 at the top, as a table of layers)."""
+    return {
+        "x": alt.X("head:O", title="head", axis=alt.Axis(labelAngle=0)),
+        "y": alt.Y("layer:O", title="layer", sort="ascending"),
+    }
+
+
+def head_consistency_map(heads: pl.DataFrame, *, alpha: float = 0.05, title: str = "") -> alt.LayerChart:
+    """Layer x head map of the mean ΔVA across rollouts (diverging color, 0 in the middle).
+
+    ``heads``: rows of ``head_consistency`` (``layer``, ``head``, ``n_rollouts``,
+    ``mean_delta_va_vert``, ``t_statistic``, ``share_same_sign``, ``p_value``,
+    ``p_value_fwer``) plus the booleans ``significant`` (p_value <= alpha) and
+    ``significant_fwer`` (p_value_fwer <= alpha), decided in SQL. A family-wise significant
+    head is outlined; an uncorrected-only one gets a small dot.
+    """
+    columns = ["layer", "head", "n_rollouts", "mean_delta_va_vert", "t_statistic", "share_same_sign",
+               "p_value", "p_value_fwer", "significant", "significant_fwer"]
+    base = alt.Chart(inline(heads.select(columns))).encode(
+        **_head_axes(),
+        tooltip=[
+            alt.Tooltip("layer:O"),
+            alt.Tooltip("head:O"),
+            alt.Tooltip("mean_delta_va_vert:Q", title="mean ΔVA", format=".4f"),
+            alt.Tooltip("t_statistic:Q", title="t", format=".2f"),
+            alt.Tooltip("share_same_sign:Q", title="share same sign", format=".2f"),
+            alt.Tooltip("n_rollouts:Q", title="rollouts"),
+            alt.Tooltip("p_value:Q", title="p (uncorrected)", format=".4f"),
+            alt.Tooltip("p_value_fwer:Q", title="p (family-wise)", format=".4f"),
+        ],
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color("mean_delta_va_vert:Q", title="mean ΔVA",
+                        scale=alt.Scale(scheme="redblue", reverse=True, domainMid=0)),
+    )
+    outlined = base.mark_rect(fill=None, stroke=SIGNIFICANT_STROKE, strokeWidth=2.5).transform_filter(
+        "datum.significant_fwer")
+    dots = base.mark_point(shape="circle", filled=True, size=16, color=SIGNIFICANT_STROKE).transform_filter(
+        "datum.significant && !datum.significant_fwer")
+    return alt.layer(cells, outlined, dots).properties(
+        title=alt.TitleParams(
+            title or "Mean ΔVA across rollouts, every layer and head",
+            subtitle=f"outlined: family-wise p ≤ {alpha:g}; dot: uncorrected p ≤ {alpha:g} only",
+        ),
+        width=alt.Step(26), height=alt.Step(18),
+    )
+
+
+def receiver_map(receivers: pl.DataFrame, *, k: int = 20, alpha: float = 0.05) -> alt.LayerChart:
+    """Layer x head map of the mean receiver-head kurtosis; the top-k receiver heads outlined
+    with their rank printed.
+
+    ``receivers``: rows of ``receiver_heads`` for every ranked head (``rank``, ``layer``,
+    ``head``, ``mean_kurtosis``, ``n_rollouts_kurtosis``), ``is_receiver`` (rank <= k) and,
+    for the receiver heads, their ``head_consistency`` columns (``mean_delta_va_vert``,
+    ``t_statistic``, ``p_value_fwer``; NULL for the other heads).
+    """
+    columns = ["rank", "layer", "head", "mean_kurtosis", "n_rollouts_kurtosis", "is_receiver",
+               "mean_delta_va_vert", "t_statistic", "p_value_fwer"]
+    base = alt.Chart(inline(receivers.select(columns))).encode(
+        **_head_axes(),
+        tooltip=[
+            alt.Tooltip("layer:O"),
+            alt.Tooltip("head:O"),
+            alt.Tooltip("rank:Q", title="kurtosis rank"),
+            alt.Tooltip("mean_kurtosis:Q", title="mean kurtosis", format=".3f"),
+            alt.Tooltip("n_rollouts_kurtosis:Q", title="rollouts (kurtosis)"),
+            alt.Tooltip("mean_delta_va_vert:Q", title="mean ΔVA", format=".4f"),
+            alt.Tooltip("t_statistic:Q", title="t", format=".2f"),
+            alt.Tooltip("p_value_fwer:Q", title="p (family-wise)", format=".4f"),
+        ],
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color("mean_kurtosis:Q", title="mean kurtosis", scale=alt.Scale(scheme="oranges")),
+    )
+    outlined = base.mark_rect(fill=None, stroke=SIGNIFICANT_STROKE, strokeWidth=2).transform_filter(
+        "datum.is_receiver")
+    ranks = base.mark_text(fontSize=9, color=SIGNIFICANT_STROKE).encode(
+        text=alt.Text("rank:Q", format="d")).transform_filter("datum.is_receiver")
+    return alt.layer(cells, outlined, ranks).properties(
+        title=alt.TitleParams(
+            "Receiver heads: mean kurtosis of the vertical scores",
+            subtitle=f"outlined with its rank: the top {k} receiver heads",
+        ),
+        width=alt.Step(26), height=alt.Step(18),
+    )
+
+
+def tag_comparison(tags: pl.DataFrame, *, alpha: float = 0.05) -> alt.HConcatChart:
+    """Per tag: shares of the notebook's selections significant (uncorrected vs family-wise,
+    with alpha marked: the share expected by chance), the mean |ΔVA| of the selected heads,
+    and the number of heads consistent across rollouts (family-wise p <= alpha).
+
+    ``tags``: rows of ``tag_summary`` (``tag``, ``share_uncorrected_significant``,
+    ``share_fwer_significant``, ``mean_best_abs_delta_va``, ``n_heads_fwer_significant``,
+    ``n_rollouts``, ``mean_n_target``, ``top_layer``, ``top_head``, ``top_t_statistic``,
+    ``top_p_value_fwer``) plus ``is_report_tag`` (the tag the rest of the report uses).
+    """
+    columns = ["tag", "is_report_tag", "n_rollouts", "mean_n_target", "n_selections",
+               "mean_best_abs_delta_va", "share_uncorrected_significant", "share_fwer_significant",
+               "n_heads_fwer_significant", "top_layer", "top_head", "top_t_statistic", "top_p_value_fwer"]
+    data = inline(tags.select(columns))
+    y = alt.Y("tag:N", title=None, sort="ascending", axis=alt.Axis(labelLimit=260))
+    y_shared = alt.Y("tag:N", title=None, sort="ascending", axis=None)  # the panels to the right
+    tooltip = [
+        alt.Tooltip("tag:N"),
+        alt.Tooltip("n_rollouts:Q", title="rollouts"),
+        alt.Tooltip("mean_n_target:Q", title="mean targets", format=".2f"),
+        alt.Tooltip("n_selections:Q", title="selections (rollout, layer)"),
+        alt.Tooltip("share_uncorrected_significant:Q", title="share p ≤ α (uncorrected)", format=".2f"),
+        alt.Tooltip("share_fwer_significant:Q", title="share p ≤ α (family-wise)", format=".2f"),
+        alt.Tooltip("mean_best_abs_delta_va:Q", title="mean best |ΔVA|", format=".4f"),
+        alt.Tooltip("n_heads_fwer_significant:Q", title="consistent heads"),
+        alt.Tooltip("top_layer:Q", title="top head: layer"),
+        alt.Tooltip("top_head:Q", title="top head: head"),
+        alt.Tooltip("top_t_statistic:Q", title="top head: t", format=".2f"),
+        alt.Tooltip("top_p_value_fwer:Q", title="top head: p (family-wise)", format=".4f"),
+    ]
+    measure_names = {"share_uncorrected_significant": "uncorrected p ≤ α",
+                     "share_fwer_significant": "family-wise p ≤ α"}
+    shares = (
+        alt.Chart(data)
+        .transform_fold(list(measure_names), as_=["measure", "share"])
+        .transform_calculate(kind=" : ".join([
+            *(f"datum.measure === {_js_string(k)} ? {_js_string(v)}" for k, v in measure_names.items()),
+            "''"]))
+        .mark_point(filled=True, size=70, opacity=0.9)
+        .encode(
+            x=alt.X("share:Q", title="share of selected heads (rollout, layer)",
+                    scale=alt.Scale(domain=[0, 1])),
+            y=y,
+            color=alt.Color("kind:N", title=None,
+                            scale=alt.Scale(domain=list(measure_names.values()),
+                                            range=[UNCORRECTED_COLOR, FWER_COLOR]),
+                            legend=alt.Legend(orient="bottom")),
+            tooltip=tooltip,
+        )
+    )
+    chance = alt.Chart(inline(pl.DataFrame({"alpha": [alpha]}))).mark_rule(
+        color=OTHER_COLOR, strokeDash=[4, 3]).encode(x="alpha:Q")
+    emphasis = alt.condition("datum.is_report_tag", alt.value(LINE_COLOR), alt.value(OTHER_COLOR))
+    best = alt.Chart(data).mark_bar().encode(
+        x=alt.X("mean_best_abs_delta_va:Q", title="mean |ΔVA| of the selected head",
+                axis=alt.Axis(tickCount=4)),
+        y=y_shared, color=emphasis, tooltip=tooltip,
+    )
+    consistent = alt.Chart(data).mark_bar().encode(
+        x=alt.X("n_heads_fwer_significant:Q", title="consistent heads (family-wise p ≤ α)",
+                axis=alt.Axis(tickMinStep=1, format="d")),
+        y=y_shared, color=emphasis, tooltip=tooltip,
+    )
+    return alt.hconcat(
+        alt.layer(chance, shares).properties(width=260, height=alt.Step(20)),
+        best.properties(width=180, height=alt.Step(20)),
+        consistent.properties(width=180, height=alt.Step(20)),
+    ).properties(title=alt.TitleParams(
+        "Tags compared", subtitle=f"α = {alpha:g}; dashed line: the share expected by chance; "
+                                  "dark bars: the report's tag"))

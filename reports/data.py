@@ -1,7 +1,7 @@
 """The report's queries: Polars frames from the SQL views and macros, in one snapshot.
 
 Every number in the report comes from here, and every number here comes from SQL
-(sql/20_metrics, sql/30_ranking). All queries run on one read-only connection, so
+(sql/20_metrics, sql/30_ranking, sql/40_stats). All queries run on one read-only connection, so
 the report shows one consistent state of the warehouse; the frames are then held in
 memory and the connection is closed before any chart is rendered.
 """
@@ -18,6 +18,9 @@ import polars as pl
 from sql.query import macro_call
 
 DEFAULT_TAG = "verbalized_evaluation_awareness"
+ALPHA = 0.05  # significance level marked on the statistics page (docs/STATISTICS.md)
+RECEIVER_K = 20  # receiver heads shown (receiver_heads' and receiver_head_delta_va's default k)
+TOP_CONSISTENT = 10  # rows of the "most consistent heads" table
 
 
 class ReportError(Exception):
@@ -36,6 +39,12 @@ class ReportParams:
     layers: tuple[int, ...] | None = None  # None: each model's representative layers
     rollouts: str | None = None  # glob on rollout_id or rollout_name
     model: str | None = None  # None: the only model with attention
+    permutations: int = 1000  # K of the permutation p-values (sql/40_stats)
+    seed: int = 0  # seed of the permutations
+
+    def stats_args(self) -> dict:
+        """Named arguments of the statistics macros: the metric ones plus permutations and seed."""
+        return {**self.metric_args(), "permutations": self.permutations, "seed": self.seed}
 
     def metric_args(self) -> dict:
         """Named arguments of the metric macros (head_stats, best_heads, rollout_ranking, ...)."""
@@ -62,13 +71,18 @@ class ReportData:
     model: str
     model_info: dict  # the models row
     layers: list[int]  # the layers scored (explicit, or the representative ones)
-    ranking: pl.DataFrame  # rollout_ranking rows of the chosen rollouts
+    ranking: pl.DataFrame  # rollout_ranking_pvalues rows of the chosen rollouts
     best: pl.DataFrame  # best_heads rows, plus rank
     cells: pl.DataFrame  # stored analysed cells of every best head: rollout_id, layer, head, i, j, value
     color_max: pl.DataFrame  # rollout_id, layer, head, color_max (99th percentile, notebook style)
     vertical: pl.DataFrame  # vertical_scores rows of every best head
     sentences: pl.DataFrame  # rollout_id, idx, r, text, tags, is_target, analysed
     ingest: dict = field(default_factory=dict)  # when the data was ingested
+    # sql/40_stats, over every rollout of the model (the --rollouts filter does not apply):
+    head_map: pl.DataFrame = field(default_factory=pl.DataFrame)  # head_consistency, every layer
+    top_heads: pl.DataFrame = field(default_factory=pl.DataFrame)  # its most consistent heads
+    receivers: pl.DataFrame = field(default_factory=pl.DataFrame)  # every head's mean kurtosis
+    tags: pl.DataFrame = field(default_factory=pl.DataFrame)  # tag_summary of every tag
 
     def rollout_ids(self) -> list[str]:
         return self.ranking["rollout_id"].to_list()
@@ -128,7 +142,8 @@ def load_report_data(con: duckdb.DuckDBPyConnection, params: ReportParams) -> Re
         rep = frame(con, "select layers from representative_layers where model = ?", [model])
         layers = list(rep["layers"][0]) if rep.height else []
 
-    call, values = macro_call("rollout_ranking", args)
+    # rollout_ranking plus p_value_score and p_value_fwer_by_layer (aligned with layers).
+    call, values = macro_call("rollout_ranking_pvalues", params.stats_args())
     # va_rate_original: the notebook's summary.csv rate, over the counts before trim.
     ranking_query = (
         "select ranking.*, ranking.n_va_original / greatest(1, ranking.n_sentences_original)::double "
@@ -262,5 +277,81 @@ def load_report_data(con: duckdb.DuckDBPyConnection, params: ReportParams) -> Re
     return ReportData(
         params=params, model=model, model_info=model_info, layers=layers, ranking=ranking,
         best=best, cells=cells, color_max=color_max, vertical=vertical, sentences=sentences,
-        ingest=ingest,
+        ingest=ingest, **load_head_statistics(con, params, model),
     )
+
+
+def load_head_statistics(con: duckdb.DuckDBPyConnection, params: ReportParams, model: str) -> dict:
+    """The statistics page's frames: head_consistency over every layer, receiver heads, tags.
+
+    ``head_consistency`` (every stored layer) is computed once into a temporary table: the
+    layer x head map, the most consistent heads and the receiver heads all read it. The
+    receiver query is ``receiver_head_delta_va`` (receiver_heads inner join head_consistency)
+    written out on that table, so its permutations are not run a second time; every head with
+    a defined kurtosis is kept, the top ``RECEIVER_K`` ones with their ΔVA statistics.
+    """
+    args = params.stats_args()
+    consistency = {k: v for k, v in args.items() if k != "layers"}  # every layer: all_layers
+    call, values = macro_call("head_consistency", {**consistency, "all_layers": True})
+    con.execute(
+        "create or replace temp table report_head_consistency as "
+        "select consistency.layer, consistency.head, consistency.n_rollouts, "
+        "consistency.mean_delta_va_vert, consistency.sd_delta_va_vert, consistency.t_statistic, "
+        "consistency.share_same_sign, consistency.permutations, consistency.p_value, "
+        "consistency.p_value_fwer, "
+        "coalesce(consistency.p_value <= ?, false) as significant, "
+        "coalesce(consistency.p_value_fwer <= ?, false) as significant_fwer "
+        f"from {call} as consistency where consistency.model = ?",
+        [ALPHA, ALPHA, *values, model],
+    )
+    head_map = frame(con, "select * from report_head_consistency order by layer, head")
+    top_heads = frame(
+        con,
+        "select * from report_head_consistency where p_value_fwer is not null "
+        "order by p_value_fwer, abs(t_statistic) desc nulls last, layer, head limit ?",
+        [TOP_CONSISTENT],
+    )
+
+    # Every ranked head (k: all of them) for the map; the top RECEIVER_K carry their
+    # head_consistency row, exactly as receiver_head_delta_va(k := RECEIVER_K) would.
+    receivers = frame(
+        con,
+        """
+        select
+            receivers.rank,
+            receivers.layer,
+            receivers.head,
+            receivers.mean_kurtosis,
+            receivers.n_rollouts as n_rollouts_kurtosis,
+            receivers.rank <= ? as is_receiver,
+            consistency.n_rollouts,
+            consistency.mean_delta_va_vert,
+            consistency.sd_delta_va_vert,
+            consistency.t_statistic,
+            consistency.share_same_sign,
+            consistency.p_value,
+            consistency.p_value_fwer,
+            consistency.significant_fwer
+        from receiver_heads(k := 2147483647) as receivers
+        left join report_head_consistency as consistency
+            on receivers.rank <= ?
+            and consistency.layer = receivers.layer
+            and consistency.head = receivers.head
+        where receivers.model = ?
+        order by receivers.rank
+        """,
+        [RECEIVER_K, RECEIVER_K, model],
+    )
+    con.execute("drop table if exists report_head_consistency")
+
+    # Every tag, on the report's layers (representative by default: every layer would
+    # repeat the label permutations for every tag and every head).
+    tag_args = {k: v for k, v in args.items() if k != "tag"}
+    call, values = macro_call("tag_summary", {**tag_args, "all_tags": True, "alpha": ALPHA})
+    tags = frame(
+        con,
+        f"select summary.* exclude (model), summary.tag = ? as is_report_tag from {call} as summary "
+        "where summary.model = ? order by summary.tag",
+        [params.tag, *values, model],
+    )
+    return {"head_map": head_map, "top_heads": top_heads, "receivers": receivers, "tags": tags}

@@ -167,7 +167,7 @@ def test_pages_render_offline_and_untrusted_text_stays_text(tmp_path, browser):
     from reports.build import build_report, rollout_dir_names
 
     warehouse = make_warehouse(tmp_path / "wh")
-    result = build_report(warehouse, tmp_path / "out", png=False)
+    result = build_report(warehouse, tmp_path / "out", png=False, permutations=50)
 
     index = browser.load(result.index_path)
     assert browser.problems() == []
@@ -175,6 +175,17 @@ def test_pages_render_offline_and_untrusted_text_stays_text(tmp_path, browser):
     assert index["drawn"] == 2
     assert HOSTILE_ID in index["text"]  # the id with markup is shown as text
     assert index["pwned"] is None and index["images"] == 0
+    assert "p (S)" in index["text"]
+
+    # the statistics page: layer x head map, receiver heads, tags compared
+    heads = browser.load(result.out_dir / "heads.html")
+    browser.screenshot(tmp_path / "heads.png")
+    assert browser.problems() == []
+    assert heads["failed"] == 0 and heads["rendered"] == heads["charts"] == 3
+    assert heads["drawn"] == 3 and heads["images"] == 0
+    assert "How to read a p-value here" in heads["text"] and "Receiver heads" in heads["text"]
+    assert browser.evaluate("document.querySelectorAll('#head_map svg .mark-rect path').length") >= 4 * 3
+    assert (tmp_path / "heads.png").read_bytes()[:4] == b"\x89PNG"
 
     page = result.out_dir / rollout_dir_names([HOSTILE_ID])[HOSTILE_ID] / "index.html"
     state = browser.load(page)

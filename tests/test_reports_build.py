@@ -18,6 +18,7 @@ HOSTILE = [
     "He said \"yes\" & 'no' \u2028 next line \u2029 <!-- comment",
 ]
 HOSTILE_ID = "evil \"quoted\" <b>id</b> & 'single'"
+PERMUTATIONS, SEED = 50, 3  # small K: fast; a non-default seed: it must reach the SQL
 
 
 def sample_rollouts() -> list[tuple[str, list[str], set[int]]]:
@@ -62,7 +63,7 @@ def built(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("report")
     warehouse = make_warehouse(root / "wh")
-    result = build_report(warehouse, root / "out")
+    result = build_report(warehouse, root / "out", permutations=PERMUTATIONS, seed=SEED)
     return warehouse, result
 
 
@@ -94,6 +95,9 @@ def test_writes_every_file(built):
         assert "<script src" not in text and "<link rel=\"stylesheet\"" not in text
         assert "vegaEmbed" in text and "Content-Security-Policy" in text
     assert not list(out.parent.glob(".out.tmp-*"))
+    assert '<a href="heads.html">' in index
+    for name in ("head_map", "receiver_map", "tag_comparison"):
+        assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_summary_csv_has_the_notebook_columns_and_sql_numbers(built):
@@ -257,3 +261,130 @@ def test_state_file_records_what_was_built(tmp_path):
     assert state["params"]["tag"] == TAG and state["params"]["png"] is False
     assert state["model"] == "test-model" and state["n_rollouts"] == 1
     assert len(state["warehouse_digest"]) == 64 and os.path.isabs(str(tmp_path / "out"))
+
+
+def page_specs(path: Path) -> dict:
+    """The chart specs a page embeds (its report-specs JSON block)."""
+    text = path.read_text()
+    block = text.split('<script type="application/json" id="report-specs">')[1].split("</script>")[0]
+    return {name: entry["spec"] for name, entry in json.loads(block).items()}
+
+
+def spec_rows(spec: dict) -> list[dict]:
+    """The rows of a chart's (first) dataset with a given column, inline or named."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "data" in node and isinstance(node["data"], dict):
+                data = node["data"]
+                found.append(data["values"] if "values" in data else spec["datasets"][data["name"]])
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(spec)
+    return max(found, key=lambda rows: len(rows[0]) if rows and isinstance(rows, list) else 0)
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The cells (markup) of every body row of every table in a page."""
+    import re
+
+    body = text.split("\n<body>\n")[-1]
+    return [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body)]
+
+
+def test_ranking_table_shows_the_sql_p_values(built):
+    from reports.data import frame
+
+    warehouse, result = built
+    with warehouse.connect(read_only=True) as con:
+        expected = frame(con, "select * from rollout_ranking_pvalues(permutations := ?, seed := ?) "
+                              "order by rank", [PERMUTATIONS, SEED])
+    assert expected["permutations"].to_list() == [PERMUTATIONS] * 3
+    index = result.index_path.read_text()
+    assert "<th>p (S)</th>" in index and "<th>layer 0: head | ΔVA | lift | p (FWER)</th>" in index
+    rows = [row for row in table_rows(index) if len(row) == 12]  # the ranking table
+    assert len(rows) == expected.height
+    for row, want in zip(rows, expected.iter_rows(named=True), strict=True):
+        assert row[0] == str(want["rank"])
+        assert row[3] == f"{want['p_value_score']:.4f}"
+        for cell, head, delta, p_fwer in zip(row[9:], want["heads"], want["delta_va_vert_by_layer"],
+                                            want["p_value_fwer_by_layer"], strict=True):
+            assert cell.startswith(f"h{head} | {delta:.4f} |") and cell.endswith(f"| {p_fwer:.4f}")
+    assert f"{PERMUTATIONS} permutations, seed {SEED}" in index
+
+
+def test_heads_page_shows_the_sql_statistics(built):
+    import polars as pl
+    from polars.testing import assert_frame_equal
+
+    from reports.data import RECEIVER_K, frame
+
+    warehouse, result = built
+    heads = result.out_dir / "heads.html"
+    specs = page_specs(heads)
+    assert list(specs) == ["head_map", "receiver_map", "tag_comparison"]
+    with warehouse.connect(read_only=True) as con:
+        consistency = frame(con, "select * from head_consistency(permutations := ?, seed := ?) "
+                                 "order by layer, head", [PERMUTATIONS, SEED])
+        receivers = frame(con, "select * from receiver_head_delta_va(k := ?, permutations := ?, seed := ?) "
+                               "order by rank", [RECEIVER_K, PERMUTATIONS, SEED])
+        tags = frame(con, "select * from tag_summary(permutations := ?, seed := ?) order by tag",
+                     [PERMUTATIONS, SEED])
+    # layer x head map: every layer (4, not the 3 representative ones), head_consistency's numbers
+    drawn = pl.DataFrame(spec_rows(specs["head_map"]))
+    assert sorted(set(drawn["layer"])) == [0, 1, 2, 3] and drawn.height == 4 * 3
+    columns = ["layer", "head", "n_rollouts", "mean_delta_va_vert", "t_statistic", "p_value", "p_value_fwer"]
+    assert_frame_equal(drawn.select(columns), consistency.select(columns), check_dtypes=False)
+    assert drawn["significant_fwer"].to_list() == (consistency["p_value_fwer"] <= 0.05).to_list()
+    # receiver heads: the top k of the map carry receiver_head_delta_va's row (12 heads: all)
+    drawn = pl.DataFrame(spec_rows(specs["receiver_map"])).filter(pl.col("is_receiver"))
+    columns = ["rank", "layer", "head", "mean_kurtosis", "mean_delta_va_vert", "t_statistic", "p_value_fwer"]
+    assert_frame_equal(drawn.select(columns), receivers.select(columns), check_dtypes=False)
+    # tags: one row per tag of tag_summary ('other' is on every sentence: no ΔVA, no row)
+    drawn = pl.DataFrame(spec_rows(specs["tag_comparison"]))
+    assert drawn["tag"].to_list() == tags["tag"].to_list() == [TAG]
+    assert drawn["share_fwer_significant"].to_list() == tags["share_fwer_significant"].to_list()
+    text = heads.read_text()
+    assert "How to read a p-value here" in text and "family-wise" in text
+    assert '<a href="index.html">' in text
+    top = consistency.sort("p_value_fwer", "layer", "head").row(0, named=True)
+    assert f"<td class=\"num\">{top['p_value_fwer']:.4f}</td>" in text
+    assert text.split("\n<body>\n")[-1].count("<table>") == 3
+
+
+def test_receiver_heads_equal_the_macro(built):
+    """The report joins receiver_heads with its own head_consistency table: the same rows as
+    receiver_head_delta_va, without running the permutations twice."""
+    from polars.testing import assert_frame_equal
+
+    from reports.data import RECEIVER_K, ReportParams, frame, load_report_data
+
+    warehouse, _ = built
+    with warehouse.connect(read_only=True) as con:
+        data = load_report_data(con, ReportParams(permutations=PERMUTATIONS, seed=SEED, trim=False,
+                                                  proximity_ignore=2))
+        expected = frame(con, "select * exclude (tag, model, permutations) from receiver_head_delta_va("
+                              "k := ?, permutations := ?, seed := ?, trim := false, proximity_ignore := 2) "
+                              "order by rank", [RECEIVER_K, PERMUTATIONS, SEED])
+    mine = data.receivers.filter(data.receivers["is_receiver"]).select(expected.columns)
+    assert_frame_equal(mine, expected, check_dtypes=False)
+
+
+def test_permutations_and_seed_are_parameters_of_the_report(tmp_path):
+    from reports.build import STATE_FILE, ReportError, build_report
+
+    warehouse = make_warehouse(tmp_path / "wh", sample_rollouts()[:2])
+    out = tmp_path / "out"
+    build_report(warehouse, out, png=False, permutations=20)
+    state = json.loads((out / STATE_FILE).read_text())
+    assert state["params"]["permutations"] == 20 and state["params"]["seed"] == 0
+    again = build_report(warehouse, out, png=False, permutations=20, seed=1)
+    assert again.reason == "parameters changed: seed 0 -> 1"
+    assert build_report(warehouse, out, png=False, permutations=20, seed=1).skipped
+    with pytest.raises(ReportError, match="permutations must be 0 or more"):
+        build_report(warehouse, out, png=False, permutations=-1)

@@ -145,3 +145,88 @@ def test_script_json_cannot_close_its_script_block():
     assert "<" not in text and ">" not in text and "&" not in text
     assert "\u2028" not in text and "\u2029" not in text
     assert json.loads(text) == {"t": value["t"], "n": None}
+
+
+def head_frame() -> pl.DataFrame:
+    """head_consistency rows (plus the SQL significance flags) of a 2-layer, 2-head model."""
+    return pl.DataFrame({
+        "layer": [0, 0, 1, 1], "head": [0, 1, 0, 1], "n_rollouts": [10, 10, 10, 9],
+        "mean_delta_va_vert": [-0.2, 0.05, 0.1, None], "sd_delta_va_vert": [0.1, 0.2, 0.1, None],
+        "t_statistic": [-6.3, 0.8, 3.2, None], "share_same_sign": [1.0, 0.6, 0.9, None],
+        "permutations": [50] * 4, "p_value": [0.02, 0.5, 0.04, None],
+        "p_value_fwer": [0.04, 1.0, 0.3, None], "significant": [True, False, True, False],
+        "significant_fwer": [True, False, False, False], "extra": ["x"] * 4,
+    })
+
+
+def test_head_consistency_map_diverges_and_marks_significant_heads():
+    spec = charts.head_consistency_map(head_frame(), alpha=0.05).to_dict()
+    cells, outlined, dots = spec["layer"]
+    assert cells["encoding"]["color"]["field"] == "mean_delta_va_vert"
+    assert cells["encoding"]["color"]["scale"] == {"scheme": "redblue", "reverse": True, "domainMid": 0}
+    assert (cells["encoding"]["x"]["field"], cells["encoding"]["y"]["field"]) == ("head", "layer")
+    # family-wise significant heads outlined; uncorrected-only ones dotted (flags from SQL)
+    assert outlined["mark"]["fill"] is None and outlined["mark"]["stroke"] == charts.SIGNIFICANT_STROKE
+    assert outlined["transform"] == [{"filter": "datum.significant_fwer"}]
+    assert dots["transform"] == [{"filter": "datum.significant && !datum.significant_fwer"}]
+    assert dots["mark"]["type"] == "point"
+    tooltip = {t["field"] for t in cells["encoding"]["tooltip"]}
+    assert tooltip == {"layer", "head", "mean_delta_va_vert", "t_statistic", "share_same_sign",
+                       "n_rollouts", "p_value", "p_value_fwer"}
+    rows = values(spec, spec["data"])
+    assert len(rows) == 4 and "extra" not in rows[0] and rows[3]["mean_delta_va_vert"] is None
+    assert "p ≤ 0.05" in spec["title"]["subtitle"]
+
+
+def test_receiver_map_outlines_the_top_k_with_their_rank():
+    frame = pl.DataFrame({
+        "rank": [1, 2, 3, 4], "layer": [1, 0, 1, 0], "head": [1, 0, 0, 1],
+        "mean_kurtosis": [4.2, 2.0, 1.1, -0.3], "n_rollouts_kurtosis": [10] * 4,
+        "is_receiver": [True, True, False, False], "n_rollouts": [10, 10, None, None],
+        "mean_delta_va_vert": [0.1, -0.02, None, None], "t_statistic": [2.5, -0.3, None, None],
+        "p_value_fwer": [0.2, 1.0, None, None],
+    })
+    spec = charts.receiver_map(frame, k=2).to_dict()
+    cells, outlined, ranks = spec["layer"]
+    assert cells["encoding"]["color"]["field"] == "mean_kurtosis"
+    assert outlined["transform"] == [{"filter": "datum.is_receiver"}]
+    assert ranks["mark"]["type"] == "text" and ranks["encoding"]["text"]["field"] == "rank"
+    assert {"mean_delta_va_vert", "p_value_fwer", "rank"} <= {
+        t["field"] for t in cells["encoding"]["tooltip"]}
+    assert "top 2" in spec["title"]["subtitle"]
+    assert [r["rank"] for r in values(spec, spec["data"])] == [1, 2, 3, 4]
+
+
+def test_tag_comparison_compares_uncorrected_and_family_wise_shares():
+    frame = pl.DataFrame({
+        "tag": ["b_tag", "a_tag"], "is_report_tag": [True, False], "n_rollouts": [10, 9],
+        "mean_n_target": [2.8, 1.9], "n_selections": [30, 27], "mean_best_abs_delta_va": [0.22, 0.29],
+        "share_uncorrected_significant": [0.37, 0.48], "share_fwer_significant": [0.1, 0.11],
+        "median_p_value_fwer": [0.3, 0.2], "top_layer": [1, 2], "top_head": [6, 3],
+        "top_mean_delta_va_vert": [-0.13, 0.1], "top_t_statistic": [-6.5, 3.0],
+        "top_share_same_sign": [1.0, 0.8], "top_p_value": [0.002, 0.01],
+        "top_p_value_fwer": [0.006, 0.01], "n_heads_fwer_significant": [2, 1], "permutations": [50, 50],
+    })
+    spec = charts.tag_comparison(frame, alpha=0.05).to_dict()
+    shares_panel, best, consistent = spec["hconcat"]
+    chance, shares = shares_panel["layer"]
+    assert chance["mark"]["type"] == "rule" and values(spec, chance["data"]) == [{"alpha": 0.05}]
+    fold = shares["transform"][0]["fold"]
+    assert fold == ["share_uncorrected_significant", "share_fwer_significant"]
+    assert shares["encoding"]["x"]["scale"]["domain"] == [0, 1]
+    assert shares["encoding"]["color"]["scale"]["range"] == [charts.UNCORRECTED_COLOR, charts.FWER_COLOR]
+    assert best["encoding"]["x"]["field"] == "mean_best_abs_delta_va"
+    assert consistent["encoding"]["x"]["field"] == "n_heads_fwer_significant"
+    assert consistent["encoding"]["color"]["condition"]["test"] == "datum.is_report_tag"
+    rows = values(spec, shares["data"] if "data" in shares else spec["data"])
+    assert {r["tag"] for r in rows} == {"a_tag", "b_tag"}
+
+
+def test_ranking_bar_shows_the_p_value_when_given():
+    frame = pl.DataFrame({
+        "rank": [1], "rollout_id": ["b"], "distinctiveness_score": [1.4], "n_sentences": [21],
+        "n_va": [2], "n_sentences_original": [23], "n_va_original": [2], "p_value_score": [0.04],
+    })
+    spec = charts.ranking_bar(frame).to_dict()
+    assert "p_value_score" in {t["field"] for t in spec["encoding"]["tooltip"]}
+    assert values(spec, spec["data"])[0]["p_value_score"] == 0.04
