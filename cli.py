@@ -31,7 +31,23 @@ def warehouse_option(f):
 def lock_wait_option(f):
     return click.option(
         "--lock-wait", default=30.0, show_default=True, type=float,
-        help="Seconds to wait for another process that holds the warehouse.",
+        help="Seconds to wait for another process that holds the warehouse (README: "
+             "'Locking model').",
+    )(f)
+
+
+def keep_going_option(f):
+    return click.option(
+        "--keep-going", is_flag=True,
+        help="Skip bad rollouts (and bad roots) instead of stopping at the first; exit code 1 "
+             "when some failed.",
+    )(f)
+
+
+def max_sentence_chars_option(f):
+    return click.option(
+        "--max-sentence-chars", type=int, default=100_000, show_default=True,
+        help="A longer sentence makes its rollout fail (it is a pasted document, not a sentence).",
     )(f)
 
 
@@ -84,10 +100,11 @@ def friendly_errors(f):
 def _library_errors() -> tuple[type[Exception], ...]:
     """The project's error classes; torch-side ones only once their module is imported."""
     from ingest.rollouts import DiscoveryError, RolloutError
+    from reports.build import ReportError
     from sql.query import QueryError
     from warehouse.store import WarehouseError
 
-    errors = [RolloutError, DiscoveryError, WarehouseError, QueryError]
+    errors = [RolloutError, DiscoveryError, WarehouseError, QueryError, ReportError]
     for module, names in (("ingest.model", ("ModelLoadError",)),
                           ("ingest.capture", ("CaptureOOMError", "CaptureError"))):
         loaded = sys.modules.get(module)
@@ -140,12 +157,17 @@ def main():
 @main.command()
 @click.argument("roots", nargs=-1, required=True, type=click.Path())
 @click.option("--pattern", default=None, help="Glob on rollout directory names, e.g. 'problem_9_va_*'.")
-@click.option("--keep-going", is_flag=True, help="Skip bad rollouts instead of stopping at the first.")
+@keep_going_option
+@max_sentence_chars_option
 @warehouse_option
+@lock_wait_option
 @debug_option
 @friendly_errors
-def load(roots, pattern, keep_going, warehouse_dir, debug):
+def load(roots, pattern, keep_going, max_sentence_chars, warehouse_dir, lock_wait, debug):
     """Store rollouts, sentences and tags, without running a model.
+
+    Every rollout is checked before anything is written: without --keep-going the first
+    bad one stops the run and the warehouse is left as it was.
 
     \b
     Example:
@@ -154,7 +176,8 @@ def load(roots, pattern, keep_going, warehouse_dir, debug):
     from ingest.pipeline import load as load_rollouts
     from warehouse.store import Warehouse
 
-    summary = load_rollouts(roots, Warehouse(warehouse_dir), pattern=pattern, keep_going=keep_going)
+    summary = load_rollouts(roots, Warehouse(warehouse_dir, lock_wait_s=lock_wait), pattern=pattern,
+                            keep_going=keep_going, max_sentence_chars=max_sentence_chars)
     _print_summary(summary)
     if summary.failed:
         sys.exit(1)
@@ -174,17 +197,22 @@ def load(roots, pattern, keep_going, warehouse_dir, debug):
 @click.option("--query-block", type=int, default=256, show_default=True,
               help="Query rows per attention block; smaller uses less memory.")
 @click.option("--force", is_flag=True, help="Recompute even when the stored attention is current.")
-@click.option("--keep-going", is_flag=True, help="Skip bad rollouts instead of stopping at the first.")
+@keep_going_option
+@max_sentence_chars_option
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @warehouse_option
+@lock_wait_option
 @debug_option
 @friendly_errors
 def ingest(roots, pattern, model, model_name, device, dtype, text_source, query_block, force,
-           keep_going, no_progress, warehouse_dir, debug):
+           keep_going, max_sentence_chars, no_progress, warehouse_dir, lock_wait, debug):
     """Run the model over rollouts and store sentence attention of every layer and head.
 
-    Unchanged rollouts are skipped (a fingerprint of text, sentences, model, dtype and
-    capture decides); each rollout is committed atomically. Exit code 1 when some failed.
+    Every rollout is checked before the model runs: without --keep-going the first bad
+    one stops the run before anything is written. Unchanged rollouts are skipped (a
+    fingerprint of text, sentences, model, dtype and capture decides); each rollout is
+    committed atomically, and the DuckDB file is only held during those commits. Exit
+    code 1 when some failed.
 
     \b
     Example:
@@ -197,9 +225,10 @@ def ingest(roots, pattern, model, model_name, device, dtype, text_source, query_
     options = IngestOptions(
         model=model, model_name=model_name, device=device, dtype=dtype, text_source=text_source,
         query_block=query_block, force=force, keep_going=keep_going, pattern=pattern,
-        progress=not no_progress,
+        max_sentence_chars=max_sentence_chars, progress=not no_progress,
     )
-    summary = run_ingest(roots, Warehouse(warehouse_dir), options, echo=click.echo)
+    summary = run_ingest(roots, Warehouse(warehouse_dir, lock_wait_s=lock_wait), options,
+                         echo=click.echo)
     _print_summary(summary)
     if summary.failed:
         sys.exit(1)
@@ -308,6 +337,49 @@ def attach(path, name, file_format, warehouse_dir, debug):
         f"attached view '{info['name']}' over {info['path']} ({info['format']}): {info['rows']} rows, "
         f"{info['matched_rollouts']} matching a stored rollout_id"
     )
+
+
+@main.command()
+@metric_options
+@click.option("--rollouts", "rollouts_glob", default=None, metavar="GLOB",
+              help="Only rollouts whose id or directory name matches, e.g. 'problem_9_va_*'.")
+@click.option("--out", default="reports/out", show_default=True, type=click.Path(file_okay=False),
+              help="Report directory; replaced as a whole on each build.")
+@click.option("--force", is_flag=True, help="Rebuild even when nothing changed.")
+@click.option("--permutations", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Label permutations (and sign flips) behind every p-value of the report.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the permutations: the same seed gives the same p-values.")
+@warehouse_option
+@lock_wait_option
+@debug_option
+@friendly_errors
+def report(tag, proximity_ignore, no_control_depth, score_type, no_trim, layers, model_filter,
+           rollouts_glob, out, force, permutations, seed, warehouse_dir, lock_wait, debug):
+    """Write the HTML report: ranking, per-rollout heatmaps and vertical scores, PNGs, CSV.
+
+    Skips the work when neither the warehouse content nor the parameters changed since
+    the report in --out was built; writes into a temporary directory and swaps it in.
+
+    \b
+    Example:
+      python cli.py report --out reports/out --rollouts 'problem_9_va_*'
+      python cli.py report --tag uncertainty_management --layers 3,17,31 --force
+    """
+    from reports.build import build_report
+    from warehouse.store import Warehouse
+
+    params = metric_params(tag, proximity_ignore, no_control_depth, score_type, no_trim, layers,
+                           model_filter)
+    result = build_report(Warehouse(warehouse_dir), out, rollouts=rollouts_glob, model=model_filter,
+                          force=force, wait_s=lock_wait, permutations=permutations, seed=seed,
+                          **params)
+    if result.skipped:
+        click.echo(f"report skipped ({result.reason})")
+    else:
+        click.echo(f"report built ({result.reason}): {result.n_rollouts} rollouts of {result.model}, "
+                   f"{result.n_files} files in {result.seconds:.1f} s")
+    click.echo(str(result.index_path))
 
 
 @main.command("tiny-model")

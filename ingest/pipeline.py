@@ -1,17 +1,27 @@
 """The ingest pipeline: rollout directories -> sentence attention -> warehouse.
 
-For each rollout, in id order: read it, decide from a fingerprint whether its
-attention for this model is current, and if not run the model, streaming each
-layer's sentence matrices to Parquet, then commit rollout and attention in one
-transaction (warehouse.store). One rollout failing never touches another's data.
+First every rollout is read and checked, before anything is written: a bad one stops
+the run there (nothing written), or with ``keep_going`` is reported and left out. Then,
+for each good rollout in id order: decide from a fingerprint whether its attention for
+this model is current, and if not run the model, streaming each layer's sentence
+matrices to Parquet, then commit rollout and attention in one transaction
+(warehouse.store). One rollout failing never touches another's data.
+
+The DuckDB file is not held during a model pass: each commit opens its own short
+connection, so readers (a `duckdb -readonly` shell, `cli.py status`) can open the file
+between commits. While a reader keeps it open, commits are deferred and retried after
+each rollout; only the run's last commit waits the full lock_wait_s for it. torch is
+imported only when a rollout needs the model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import resource
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -20,7 +30,9 @@ from dataclasses import dataclass, field
 from ingest.rollouts import (
     BASE_SOLUTION,
     DEFAULT_MAX_SENTENCE_CHARS,
+    DiscoveryError,
     Rollout,
+    RolloutDir,
     RolloutError,
     discover,
     load_rollout,
@@ -34,7 +46,10 @@ from warehouse.store import (
     RolloutRecord,
     SentenceSpan,
     Warehouse,
+    WarehouseError,
+    WarehouseLockedError,
     code_version,
+    crash_point,
 )
 
 DEFAULT_MODEL = "Qwen/Qwen3-4B-Thinking-2507"
@@ -102,6 +117,9 @@ def model_text(rollout: Rollout, text_source: str) -> tuple[str, list[CharSpan]]
     """The model input and each sentence's character span in it (METRICS.md §2)."""
     if text_source == "chunks":
         text = rollout.text
+        if not text:
+            raise RolloutError(rollout.rollout_id, rollout.sentence_source,
+                               "holds only an empty sentence: no text for the model")
         return text, char_spans(text, list(rollout.sentences))
     if text_source != "full_cot":
         raise ValueError(f"unknown text source {text_source!r} (chunks or full_cot)")
@@ -111,6 +129,8 @@ def model_text(rollout: Rollout, text_source: str) -> tuple[str, list[CharSpan]]
     text = base.get("full_cot") if isinstance(base, dict) else None
     if not isinstance(text, str) or not text:
         raise RolloutError(rollout.rollout_id, BASE_SOLUTION, "has no 'full_cot' string")
+    if not text.strip():
+        raise RolloutError(rollout.rollout_id, BASE_SOLUTION, "has a blank 'full_cot'")
     spans = char_spans(text, list(rollout.sentences), whitespace_tolerant=True)
     missing = [k for k, s in enumerate(spans) if not s.found]
     if missing:
@@ -153,6 +173,39 @@ def fingerprint(rollout: Rollout, text: str, model: ModelInfo, options: IngestOp
 # --- the pipeline --------------------------------------------------------------------
 
 
+def check_rollouts(
+    roots: Iterable[str],
+    *,
+    pattern: str | None,
+    keep_going: bool,
+    max_sentence_chars: int,
+    text_source: str | None,
+    summary: IngestSummary,
+) -> list[RolloutDir]:
+    """The rollout directories that read and check cleanly, before anything is written.
+
+    Without keep_going the first problem raises (DiscoveryError or RolloutError); with
+    it, each problem is recorded in summary.failed and that rollout (or root) left out.
+    """
+    discovery_errors: list[DiscoveryError] | None = [] if keep_going else None
+    rollout_dirs = discover(roots, pattern, errors=discovery_errors)
+    for exc in discovery_errors or []:
+        summary.failed.append(("", str(exc)))
+    good = []
+    for rollout_dir in rollout_dirs:
+        try:
+            rollout = load_rollout(rollout_dir, max_sentence_chars=max_sentence_chars)
+            if text_source is not None:
+                model_text(rollout, text_source)
+        except RolloutError as exc:
+            if not keep_going:
+                raise
+            summary.failed.append((rollout_dir.rollout_id, str(exc)))
+            continue
+        good.append(rollout_dir)
+    return good
+
+
 def load(
     roots: Iterable[str],
     warehouse: Warehouse,
@@ -162,15 +215,19 @@ def load(
     max_sentence_chars: int = DEFAULT_MAX_SENTENCE_CHARS,
 ) -> IngestSummary:
     """Store rollouts, sentences and tags without running a model."""
+    roots = list(roots)
     summary = IngestSummary()
     started = time.monotonic()
+    rollout_dirs = check_rollouts(roots, pattern=pattern, keep_going=keep_going,
+                                  max_sentence_chars=max_sentence_chars, text_source=None,
+                                  summary=summary)
     with warehouse.write_lock():
-        log = IngestLog.start(warehouse, "load", None, {"roots": list(roots), "pattern": pattern})
+        log = IngestLog.start(warehouse, "load", None, {"roots": roots, "pattern": pattern})
         try:
-            for rollout_dir in discover(roots, pattern):
+            for rollout_dir in rollout_dirs:
                 try:
                     rollout = load_rollout(rollout_dir, max_sentence_chars=max_sentence_chars)
-                except RolloutError as exc:
+                except RolloutError as exc:  # changed on disk since the check
                     summary.failed.append((rollout_dir.rollout_id, str(exc)))
                     if not keep_going:
                         raise
@@ -194,20 +251,26 @@ def ingest(
     *,
     echo: Callable[[str], None] = print,
 ) -> IngestSummary:
-    """Run the model over every rollout under the roots and store its sentence attention."""
-    from ingest.model import describe_model, load_model  # torch is heavy: import on use
+    """Run the model over every rollout under the roots and store its sentence attention.
+
+    ``echo`` receives progress messages (the progress bar aside), e.g. that commits wait
+    for another process; failures are in the summary.
+    """
+    from ingest.model_info import quick_describe
 
     roots = list(roots)
     summary = IngestSummary()
     started = time.monotonic()
-    rollout_dirs = discover(roots, options.pattern)
-    info = describe_model(options.model, name=options.model_name)
+    info = quick_describe(options.model, name=options.model_name)  # ModelLoadError if unknown
+    rollout_dirs = check_rollouts(roots, pattern=options.pattern, keep_going=options.keep_going,
+                                  max_sentence_chars=options.max_sentence_chars,
+                                  text_source=options.text_source, summary=summary)
     params = {"roots": roots, **{k: v for k, v in dataclasses.asdict(options).items()
                                   if k != "progress"}}
     with warehouse.write_lock():
         log = IngestLog.start(warehouse, "ingest", info.name, params)
         try:
-            _ingest_all(rollout_dirs, warehouse, options, info, summary, echo, load_model)
+            _ingest_all(rollout_dirs, warehouse, options, info, summary, echo)
         except BaseException as exc:
             summary.seconds = time.monotonic() - started
             log.finish(summary, summary.seconds, error=exc)
@@ -218,10 +281,71 @@ def ingest(
     return summary
 
 
-def _ingest_all(rollout_dirs, warehouse, options, info, summary, echo, load_model) -> None:
+# While another process holds the DuckDB file (an open `duckdb -readonly` shell), a
+# computed rollout's commit is tried this long, then deferred: the model goes on with the
+# next rollout, and the waiting commits are retried after it. Only at the end of the run
+# does a commit wait the whole lock_wait_s (and then fail naming the holder).
+COMMIT_TRY_S = 0.2
+
+
+@dataclass
+class _Commit:
+    rollout_id: str
+    record: RolloutRecord
+    attention: PendingAttention | None = None  # None: the rollout's own rows only (skipped)
+    n_tokens: int = 0
+    seconds: float = 0.0
+
+
+def _ingest_all(rollout_dirs, warehouse, options, info, summary, echo) -> None:
+    waiting: list[_Commit] = []
+    try:
+        _compute_all(rollout_dirs, warehouse, options, info, summary, waiting, echo)
+    except Exception:
+        with contextlib.suppress(WarehouseError):  # keep finished work if the file is free now
+            _commit_waiting(waiting, warehouse, summary, wait_s=0)
+        raise
+    _commit_waiting(waiting, warehouse, summary, wait_s=None)
+
+
+def _commit_waiting(waiting: list[_Commit], warehouse: Warehouse, summary: IngestSummary, *,
+                    wait_s: float | None) -> None:
+    """Commit the waiting rollouts in order; stop at the first the file's lock refuses.
+
+    ``wait_s=None`` waits the warehouse's lock_wait_s and raises WarehouseLockedError.
+    """
+    while waiting:
+        commit = waiting[0]
+        try:
+            warehouse.write_rollout(commit.record, commit.attention, wait_s=wait_s)
+        except WarehouseLockedError:
+            if wait_s is None:
+                raise
+            return
+        waiting.pop(0)
+        if commit.attention is None:
+            summary.skipped.append(commit.rollout_id)
+        else:
+            summary.ingested.append(commit.rollout_id)
+            summary.n_tokens += commit.n_tokens
+            summary.model_seconds += commit.seconds
+
+
+def _compute_all(rollout_dirs, warehouse, options, info, summary, waiting: list[_Commit],
+                 echo) -> None:
     from tqdm import tqdm
 
     loaded = None  # the model is loaded on the first rollout that needs it
+    told = False
+
+    def commit() -> None:
+        nonlocal told
+        _commit_waiting(waiting, warehouse, summary, wait_s=COMMIT_TRY_S)
+        if waiting and not told:
+            told = True
+            echo(f"note: {warehouse.db_path} is open in another process: finished rollouts wait "
+                 "to be committed (the model goes on; the last commit waits up to --lock-wait)")
+
     bar = tqdm(rollout_dirs, desc="rollouts", unit="rollout", disable=not options.progress)
     for rollout_dir in bar:
         rid = rollout_dir.rollout_id
@@ -236,26 +360,49 @@ def _ingest_all(rollout_dirs, warehouse, options, info, summary, echo, load_mode
             record = to_record(rollout)
             fp = fingerprint(rollout, text, info, options)
             if not options.force and warehouse.attention_fingerprint(info.name, rid) == fp:
-                warehouse.write_rollout(record)  # tags or metadata may still have changed
-                summary.skipped.append(rid)
+                waiting.append(_Commit(rid, record))  # tags or metadata may still have changed
+                commit()
                 continue
             if loaded is None:
-                loaded = load_model(options.model, device=options.device, dtype=options.dtype,
-                                    name=options.model_name)
+                loaded = _load_model(options)
                 info = loaded.info
             pending, n_tokens, seconds = _capture(loaded, rollout, text, spans, fp, options,
                                                   warehouse)
-            warehouse.write_rollout(record, pending)
-            summary.ingested.append(rid)
-            summary.n_tokens += n_tokens
-            summary.model_seconds += seconds
+            waiting.append(_Commit(rid, record, pending, n_tokens, seconds))
+            commit()
             summary.peak_gpu_bytes = loaded.peak_gpu_bytes()
             bar.set_postfix_str(f"{summary.tokens_per_second:,.0f} tok/s")
-        except RolloutError as exc:
+        except RolloutError as exc:  # changed on disk since the check
             summary.failed.append((rid, str(exc)))
-            echo(f"error: {exc}")
             if not options.keep_going:
                 raise
+        except Exception as exc:
+            capture = sys.modules.get("ingest.capture")
+            if capture is None or not isinstance(exc, capture.CaptureError):
+                raise
+            # This rollout's input (e.g. too long for memory): the next one may well fit.
+            error = type(exc)(f"rollout '{rid}': {exc}")
+            summary.failed.append((rid, str(error)))
+            if not options.keep_going:
+                raise error from exc
+
+
+def _load_model(options: IngestOptions):
+    from ingest.model import load_model  # torch is heavy: import on use
+
+    if options.progress:
+        return load_model(options.model, device=options.device, dtype=options.dtype,
+                          name=options.model_name)
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # --no-progress: no "Loading weights" bar either
+    try:
+        return load_model(options.model, device=options.device, dtype=options.dtype,
+                          name=options.model_name)
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _capture(loaded, rollout: Rollout, text: str, spans: list[CharSpan], fp: str,
@@ -268,9 +415,14 @@ def _capture(loaded, rollout: Rollout, text: str, spans: list[CharSpan], fp: str
     input_ids = loaded.encode(text)
     n_tokens = int(input_ids.shape[-1])
     writer = warehouse.attention_writer(loaded.info, rollout.rollout_id, len(rollout.sentences))
+
+    def on_layer(layer: int, mats) -> None:  # mats: [head, sentence_i, sentence_j]
+        writer.add_layer(layer, mats)
+        crash_point("model_pass")
+
     with writer:
         capture_sentence_attention(loaded, input_ids, tokens, query_block=options.query_block,
-                                   on_layer=writer.add_layer)
+                                   on_layer=on_layer)
     seconds = time.monotonic() - started
     sentence_spans = [
         SentenceSpan(s.start, s.end, t0, t1, s.match) for s, (t0, t1) in zip(spans, tokens, strict=True)

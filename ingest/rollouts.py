@@ -116,39 +116,61 @@ class RolloutDir:
 # --- discovery -------------------------------------------------------------------------
 
 
-def discover(roots: Iterable[str | os.PathLike], pattern: str | None = None) -> list[RolloutDir]:
+def discover(
+    roots: Iterable[str | os.PathLike],
+    pattern: str | None = None,
+    *,
+    errors: list[DiscoveryError] | None = None,
+) -> list[RolloutDir]:
     """Every rollout directory under the roots, sorted by id.
 
     ``pattern`` is a glob matched against the directory name (``problem_9_va_*``) or,
     when it contains a '/', against the rollout id. Symbolic links are followed once:
     a link back into a directory already visited (a loop) is skipped.
+
+    A root that does not exist or holds no rollout, and a rollout id held by two roots,
+    raise DiscoveryError; when an ``errors`` list is given (``--keep-going``) they are
+    appended to it instead, and discovery goes on without that root, or without either
+    copy of that id (which one is meant cannot be known).
     """
     found: dict[str, RolloutDir] = {}
+    conflicts: set[str] = set()
     roots = list(roots)
     if not roots:
         raise DiscoveryError("no root given: name at least one directory that holds rollouts")
+
+    def fail(message: str) -> None:
+        if errors is None:
+            raise DiscoveryError(message)
+        errors.append(DiscoveryError(message))
+
     for root_arg in roots:
         root = Path(root_arg).expanduser().absolute()
         if not root.exists():
-            raise DiscoveryError(f"root '{root_arg}' does not exist")
+            fail(f"root '{root_arg}' does not exist")
+            continue
         if not root.is_dir():
-            raise DiscoveryError(f"root '{root_arg}' is not a directory")
+            fail(f"root '{root_arg}' is not a directory")
+            continue
         matched = 0
         for path in _walk_rollout_dirs(root):
             rollout_id = path.name if path == root else path.relative_to(root).as_posix()
             if pattern and not _matches(pattern, path.name, rollout_id):
                 continue
             matched += 1
-            if rollout_id in found:
-                raise DiscoveryError(
+            if rollout_id in found or rollout_id in conflicts:
+                first = found.pop(rollout_id, None)
+                conflicts.add(rollout_id)
+                fail(
                     f"rollout id '{rollout_id}' is held by two roots: "
-                    f"{found[rollout_id].path} and {path}; load them into separate "
-                    "warehouses or pass roots whose relative paths differ"
+                    f"{first.path if first else 'an earlier root'} and {path}; load them into "
+                    "separate warehouses or pass roots whose relative paths differ"
                 )
+                continue
             found[rollout_id] = RolloutDir(rollout_id, root, path)
         if matched == 0:
             what = f" matching '{pattern}'" if pattern else ""
-            raise DiscoveryError(
+            fail(
                 f"root '{root_arg}' holds no rollout directory{what} "
                 f"(a directory with {CHUNKS} or {LABELS})"
             )
@@ -194,6 +216,11 @@ def load_rollout(
     """Read one rollout directory; raise RolloutError naming the file and the problem."""
     rid, path = rollout_dir.rollout_id, rollout_dir.path
     warnings: list[str] = []
+    try:
+        rid.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = rid.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise RolloutError(shown, "its directory name", "is not UTF-8: rename the directory") from None
 
     labels_path = path / LABELS
     if not labels_path.is_file():
@@ -202,12 +229,12 @@ def load_rollout(
             rid, LABELS,
             "is missing" + (" (chunks.json alone carries no labels)" if has_chunks else ""),
         )
-    labels = _read_json(rid, labels_path)
+    labels = _read_json(rid, labels_path, warnings)
     if not isinstance(labels, list):
         raise RolloutError(rid, LABELS, f"must hold a list of chunk entries, not {_kind(labels)}")
 
     if (path / CHUNKS).is_file():
-        sentences = _sentences_from_chunks(rid, _read_json(rid, path / CHUNKS))
+        sentences = _sentences_from_chunks(rid, _read_json(rid, path / CHUNKS, warnings))
         source = CHUNKS
     else:
         sentences = _sentences_from_labels(rid, labels)
@@ -227,7 +254,7 @@ def load_rollout(
     metadata = {}
     for file in sorted(path.iterdir()):
         if file.suffix == ".json" and file.name not in ROLLOUT_MARKERS and file.is_file():
-            metadata[file.stem] = _read_json(rid, file)
+            metadata[file.stem] = _read_json(rid, file, warnings)
 
     return Rollout(
         rollout_id=rid,
@@ -241,7 +268,12 @@ def load_rollout(
     )
 
 
-def _read_json(rid: str, path: Path):
+def _read_json(rid: str, path: Path, warnings: list[str] | None = None):
+    """Parse one JSON file; every way it can be unusable becomes a RolloutError.
+
+    NaN and Infinity (accepted by Python, not JSON) become null, with a warning: the
+    warehouse stores metadata in DuckDB JSON columns, which need standard JSON.
+    """
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -252,12 +284,36 @@ def _read_json(rid: str, path: Path):
         raise RolloutError(
             rid, path.name, f"is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
         ) from None
+    constants: list[str] = []
+
+    def non_json_constant(name: str) -> None:
+        constants.append(name)
+        return None
+
     try:
-        return json.loads(text)
+        value = json.loads(text, parse_constant=non_json_constant)
     except json.JSONDecodeError as exc:
         raise RolloutError(
             rid, path.name, f"is not valid JSON ({exc.msg}, line {exc.lineno}, column {exc.colno})"
         ) from None
+    except RecursionError:
+        raise RolloutError(rid, path.name, "is nested too deeply to be read") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise RolloutError(rid, path.name, f"holds a value Python cannot read ({exc})") from None
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start]
+        raise RolloutError(
+            rid, path.name, f"holds text that is not valid Unicode (unpaired surrogate \\u{ord(bad):04x})"
+        ) from None
+    except RecursionError:
+        raise RolloutError(rid, path.name, "is nested too deeply to be read") from None
+    if constants:
+        if warnings is None:
+            raise RolloutError(rid, path.name, f"holds {constants[0]}, which is not JSON")
+        warnings.append(f"{path.name}: {', '.join(sorted(set(constants)))} replaced by null")
+    return value
 
 
 def _sentences_from_chunks(rid: str, obj) -> list[str]:

@@ -7,14 +7,12 @@ import subprocess
 import sys
 import textwrap
 
-import duckdb
 import numpy as np
 import pytest
 
 from warehouse.store import (
     ModelInfo,
     RolloutRecord,
-    Warehouse,
     WarehouseLockedError,
 )
 

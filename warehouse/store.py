@@ -18,6 +18,20 @@ A crash before step 2 commits leaves new files that no manifest row names: the n
 writer deletes them. A crash after it leaves old files that no manifest row names:
 likewise. The DuckDB transaction is the single commit point, so no reader ever sees
 a rollout half-written or twice.
+
+Locking (the README's "Locking model"): ``write.lock`` (an flock, released by the
+kernel when its holder dies) admits one writing command at a time. The DuckDB file is
+opened only for short connections, never across a model pass: a writer opens it per
+commit, readers whenever they like. DuckDB itself lets one process open the file
+read-write, or any number read-only; whoever finds it taken retries for
+``lock_wait_s`` and then raises WarehouseLockedError naming the holder's PID.
+
+While a command holds the write lock, the stored hashes and fingerprints are read once
+(`attention_fingerprint` and `write_rollout`'s change check use that snapshot) and kept
+current by its own commits: no other process may write meanwhile.
+
+Test hook: `crash_point` kills the process at named points when the environment
+variable VA_WAREHOUSE_CRASH_AT names one (tests/test_reliability_crash.py).
 """
 
 from __future__ import annotations
@@ -30,6 +44,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -50,6 +65,9 @@ PARQUET_DIR = "parquet"
 # stay compatible; the shell is how users query the warehouse without Python.
 STORAGE_VERSION = "v1.5.0"
 DEFAULT_LOCK_WAIT_S = 30.0
+CRASH_ENV = "VA_WAREHOUSE_CRASH_AT"
+CRASH_SIGNAL_ENV = "VA_WAREHOUSE_CRASH_SIGNAL"
+CRASH_POINTS = ("model_pass", "parquet_write", "duckdb_load", "committed")
 
 ROLLOUT_TABLES = ("rollouts", "sentences", "sentence_tags")
 ATTENTION_TABLES = ("attention", "sentence_spans", "attention_runs")
@@ -148,12 +166,21 @@ def model_slug(model: str) -> str:
 
 
 class Warehouse:
-    """A warehouse directory. Cheap to construct; connections are opened per use."""
+    """A warehouse directory. Cheap to construct; connections are opened per use.
 
-    def __init__(self, directory: str | os.PathLike):
+    ``lock_wait_s`` is how long a connection or the write lock waits for another
+    process before WarehouseLockedError (the commands' ``--lock-wait``).
+    """
+
+    def __init__(self, directory: str | os.PathLike, *, lock_wait_s: float = DEFAULT_LOCK_WAIT_S):
         self.dir = Path(directory).expanduser().absolute()
         self.db_path = self.dir / DB_FILE
+        self.lock_wait_s = lock_wait_s
         self._installed = False  # views and macros are (re)installed once per instance
+        # While this instance holds the write lock: rollout_id -> (text_hash, content_hash)
+        # and (model, rollout_id) -> fingerprint, as committed.
+        self._stored: dict[str, tuple[str, str]] | None = None
+        self._fingerprints: dict[tuple[str, str], str] | None = None
 
     # --- connections -------------------------------------------------------------------
 
@@ -161,8 +188,8 @@ class Warehouse:
         return self.db_path.exists()
 
     @contextlib.contextmanager
-    def connect(self, *, read_only: bool = False, wait_s: float = DEFAULT_LOCK_WAIT_S):
-        """A DuckDB connection; waits up to wait_s for another process's lock to go.
+    def connect(self, *, read_only: bool = False, wait_s: float | None = None):
+        """A DuckDB connection; waits up to wait_s (default lock_wait_s) for another process's lock.
 
         The first read-write connection creates the warehouse if needed and (re)installs
         every view and macro, so a newer checkout's SQL reaches an older file.
@@ -174,10 +201,11 @@ class Warehouse:
             )
         if not read_only:
             self.dir.mkdir(parents=True, exist_ok=True)
-        con = self._open_with_retry(read_only, wait_s)
+        con = self._open_with_retry(read_only, self.lock_wait_s if wait_s is None else wait_s)
         try:
             if not read_only and not self._installed:
-                sql.install(con)
+                with _transaction(con):  # all objects or none; one commit is also faster
+                    sql.install(con)
                 self._installed = True
             yield con
         finally:
@@ -199,12 +227,12 @@ class Warehouse:
                 delay = min(delay * 2, 1.0)
 
     @contextlib.contextmanager
-    def write_lock(self, *, wait_s: float = DEFAULT_LOCK_WAIT_S) -> Iterator[None]:
+    def write_lock(self, *, wait_s: float | None = None) -> Iterator[None]:
         """Held for a whole writing command: one writer at a time touches parquet/."""
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / LOCK_FILE
         handle = open(path, "a+")
-        deadline = time.monotonic() + wait_s
+        deadline = time.monotonic() + (self.lock_wait_s if wait_s is None else wait_s)
         try:
             while True:
                 try:
@@ -223,15 +251,17 @@ class Warehouse:
             handle.truncate()
             handle.write(f"pid {os.getpid()} since {_now().isoformat(timespec='seconds')}\n")
             handle.flush()
-            self._remove_orphans()
+            self._take_over()
             yield
         finally:
+            self._stored = self._fingerprints = None
             handle.close()  # closing releases the flock
 
     # --- writing -------------------------------------------------------------------------
 
     def write_rollout(
-        self, rollout: RolloutRecord, attention: PendingAttention | None = None
+        self, rollout: RolloutRecord, attention: PendingAttention | None = None, *,
+        wait_s: float | None = None,
     ) -> str:
         """Store one rollout, and optionally one model's attention for it, in one transaction.
 
@@ -239,12 +269,18 @@ class Warehouse:
         rollout is not rewritten). When its sentences changed, every model's attention
         for it is dropped as well: it no longer matches them, and the next ingest
         recomputes it. Either everything given becomes visible, or nothing does.
+        ``wait_s`` (default lock_wait_s) bounds the wait for the DuckDB file; on
+        WarehouseLockedError nothing is visible, the attention file stays for a retry (the
+        next writer removes it if none comes) and this call's other files are deleted.
         """
         rid = rollout.rollout_id
-        with self.connect() as con:
-            row = con.execute(
-                "select text_hash, content_hash from rollouts where rollout_id = ?", [rid]
-            ).fetchone()
+        if self._stored is not None:
+            row = self._stored.get(rid)
+        else:
+            with self.connect(wait_s=wait_s) as con:
+                row = con.execute(
+                    "select text_hash, content_hash from rollouts where rollout_id = ?", [rid]
+                ).fetchone()
         rollout_changed = not row or row[1] != rollout.content_hash
         drop_attention = row is not None and row[0] != rollout.text_hash
         files: dict[str, Path] = {}
@@ -256,29 +292,38 @@ class Warehouse:
         attention_files = self._attention_files(rid, attention) if attention else {}
 
         if files or attention_files:
-            with self.connect() as con, _transaction(con):
-                old: list[str] = []
-                if rollout_changed:
-                    old += self._manifest(con, rid, "*" if drop_attention else None)
-                    tables = list(files) + (list(ATTENTION_TABLES) if drop_attention else [])
-                    for name in tables:
-                        con.execute(f"delete from {name} where rollout_id = ?", [rid])
-                    self._insert(con, files)
-                    scope = "" if drop_attention else " and model is null"
-                    con.execute(f"delete from parquet_files where rollout_id = ?{scope}", [rid])
-                    self._record(con, rid, None, files)
-                if attention:
-                    model = attention.model.name
-                    self._upsert_model(con, attention.model)
-                    if not drop_attention:
-                        old += self._manifest(con, rid, model)
-                    for name in attention_files:
-                        con.execute(f"delete from {name} where model = ? and rollout_id = ?",
-                                    [model, rid])
-                    self._insert(con, attention_files)
-                    con.execute("delete from parquet_files where rollout_id = ? and model = ?",
-                                [rid, model])
-                    self._record(con, rid, model, attention_files)
+            # this call's small files; the attention file stays for a retry of the commit
+            written = [*files.values(), *(p for n, p in attention_files.items() if n != "attention")]
+            try:
+                with self.connect(wait_s=wait_s) as con, _transaction(con):
+                    old: list[str] = []
+                    if rollout_changed:
+                        old += self._manifest(con, rid, "*" if drop_attention else None)
+                        tables = list(files) + (list(ATTENTION_TABLES) if drop_attention else [])
+                        for name in tables:
+                            con.execute(f"delete from {name} where rollout_id = ?", [rid])
+                        self._insert(con, files)
+                        scope = "" if drop_attention else " and model is null"
+                        con.execute(f"delete from parquet_files where rollout_id = ?{scope}", [rid])
+                        self._record(con, rid, None, files)
+                    if attention:
+                        model = attention.model.name
+                        self._upsert_model(con, attention.model)
+                        if not drop_attention:
+                            old += self._manifest(con, rid, model)
+                        for name in attention_files:
+                            con.execute(f"delete from {name} where model = ? and rollout_id = ?",
+                                        [model, rid])
+                        self._insert(con, attention_files)
+                        con.execute("delete from parquet_files where rollout_id = ? and model = ?",
+                                    [rid, model])
+                        self._record(con, rid, model, attention_files)
+                    crash_point("duckdb_load")
+            except WarehouseLockedError:
+                self._delete_files(written)
+                raise
+            crash_point("committed")
+            self._remember(rollout, drop_attention, attention)
             self._delete_files(old)
         if not rollout_changed:
             return "unchanged"
@@ -350,6 +395,9 @@ class Warehouse:
     # --- reading -------------------------------------------------------------------------
 
     def attention_fingerprint(self, model: str, rollout_id: str) -> str | None:
+        """The fingerprint of the stored attention of (model, rollout), or None."""
+        if self._fingerprints is not None:
+            return self._fingerprints.get((model, rollout_id))
         if not self.exists():
             return None
         with self.connect(read_only=True) as con:
@@ -366,6 +414,7 @@ class Warehouse:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(final.name + ".tmp")
         pq.write_table(table, tmp)
+        crash_point("parquet_write")
         _fsync_rename(tmp, final)
         return rel
 
@@ -395,16 +444,44 @@ class Warehouse:
             with contextlib.suppress(FileNotFoundError):
                 (self.dir / rel).unlink()
 
-    def _remove_orphans(self) -> None:
+    def _take_over(self) -> None:
+        """On taking the write lock: read the snapshot and remove orphans, in one connection."""
+        keep: set[str] = set()
+        self._stored, self._fingerprints = {}, {}
+        if self.exists():
+            with self.connect() as con:
+                keep = {row[0] for row in con.execute("select path from parquet_files").fetchall()}
+                for rid, text_hash, content_hash in con.execute(
+                        "select rollout_id, text_hash, content_hash from rollouts").fetchall():
+                    self._stored[rid] = (text_hash, content_hash)
+                for model, rid, fp in con.execute(
+                        "select model, rollout_id, fingerprint from attention_runs").fetchall():
+                    self._fingerprints[(model, rid)] = fp
+        self._remove_orphans(keep)
+
+    def _remember(self, rollout: RolloutRecord, drop_attention: bool,
+                  attention: PendingAttention | None) -> None:
+        """Keep the snapshot equal to what was just committed."""
+        if self._stored is None or self._fingerprints is None:
+            return
+        rid = rollout.rollout_id
+        self._stored[rid] = (rollout.text_hash, rollout.content_hash)
+        if drop_attention:
+            for key in [k for k in self._fingerprints if k[1] == rid]:
+                del self._fingerprints[key]
+        if attention is not None:
+            self._fingerprints[(attention.model.name, rid)] = attention.run.fingerprint
+
+    def _remove_orphans(self, keep: set[str] | None = None) -> None:
         """Delete Parquet files no manifest row names: leftovers of an interrupted write."""
         root = self.dir / PARQUET_DIR
         if not root.exists():
             return
-        if self.exists():
-            with self.connect() as con:
-                keep = {row[0] for row in con.execute("select path from parquet_files").fetchall()}
-        else:
+        if keep is None:
             keep = set()
+            if self.exists():
+                with self.connect() as con:
+                    keep = {row[0] for row in con.execute("select path from parquet_files").fetchall()}
         for path in root.rglob("*"):
             if path.is_file() and path.relative_to(self.dir).as_posix() not in keep:
                 path.unlink()
@@ -569,6 +646,28 @@ def _version() -> str:
     return f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
 
 
+def crash_point(name: str) -> None:
+    """Test hook: kill this process here when VA_WAREHOUSE_CRASH_AT names this point.
+
+    ``VA_WAREHOUSE_CRASH_AT=<point>[@<n>]`` fires on the n-th time (default: first) the
+    point is reached; VA_WAREHOUSE_CRASH_SIGNAL picks the signal (default SIGKILL;
+    SIGSTOP freezes the process there instead). Points: CRASH_POINTS. Unset (always,
+    outside tests), it costs one environment lookup.
+    """
+    spec = os.environ.get(CRASH_ENV)
+    if not spec:
+        return
+    point, _, nth = spec.partition("@")
+    if point != name:
+        return
+    _crash_counts[name] = _crash_counts.get(name, 0) + 1
+    if _crash_counts[name] == int(nth or 1):
+        os.kill(os.getpid(), getattr(signal, os.environ.get(CRASH_SIGNAL_ENV, "SIGKILL")))
+
+
+_crash_counts: dict[str, int] = {}
+
+
 def _fsync_rename(tmp: Path, final: Path) -> None:
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
@@ -596,9 +695,9 @@ def _lock_message(db_path: Path, exc: Exception, wait_s: float) -> str:
     who = f"{holder.group(1)} (PID {holder.group(2)})" if holder else "another process"
     return (
         f"{db_path} is locked by {who}, still after {wait_s:.0f} s. DuckDB lets one process "
-        "write, or any number read, at a time: close the other connection (a `duckdb` shell "
-        "can reopen with -readonly once the write is done), or wait for it and run again; "
-        "--lock-wait sets how long to wait."
+        "open the file read-write or any number read-only, not both: close that connection "
+        "(quit that `duckdb` shell; reopen it with -readonly when this command is done) and "
+        "run the command again, or give it longer with --lock-wait."
     )
 
 

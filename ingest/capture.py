@@ -1,0 +1,450 @@
+"""Fused capture of sentence-averaged attention (METRICS.md §3), layer by layer.
+
+A custom attention function is registered with transformers' `AttentionInterface` under
+`CAPTURE_ATTN_IMPLEMENTATION`. The model computes each layer's output with SDPA as usual;
+while a capture is active (a per-call context carried by a `ContextVar`), the same function
+also recomputes the token attention probabilities in float32, block by block over query
+rows, and reduces each block at once into per-head sentence sums. The full `T x T` matrix of
+all heads is never materialized: extra memory is `O(heads x query_block x T)`.
+
+Masks: no mask function is registered for the capture implementation, so transformers hands
+the function `attention_mask=None` and causality is applied here (SDPA's `is_causal`, and an
+explicit triangle on the probabilities). If a caller registers a mask function (bool or
+additive 4-D mask), the given mask is applied instead; both paths are tested.
+
+Public API: `capture_sentence_attention` (streams `[H, N, N]` per layer to a callback),
+`sentence_attention` (collects `[L, H, N, N]`) and `reference_sentence_attention` (the
+notebook's eager algorithm, for tests and benchmarks).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from transformers import AttentionInterface, PreTrainedModel
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+CAPTURE_ATTN_IMPLEMENTATION = "va_sentence_capture"
+DEFAULT_QUERY_BLOCK = 256
+
+LayerCallback = Callable[[int, np.ndarray], None]
+
+
+class CaptureError(Exception):
+    """The fused attention capture cannot run on this model or input."""
+
+
+class CaptureOOMError(CaptureError):
+    """The fused attention capture ran out of memory."""
+
+
+# --------------------------------------------------------------------------- span plan
+
+
+@dataclass(frozen=True)
+class SpanPlan:
+    """Token spans of METRICS.md §3, clipped and cut into elementary token segments.
+
+    Segments are the maximal token ranges between span boundaries that some non-empty
+    clipped span covers; every sentence is a contiguous run `[seg_lo, seg_hi)` of them, and
+    every token belongs to at most one segment (id `n_segments` = no sentence). Overlapping
+    spans therefore cost nothing special.
+    """
+
+    n_tokens: int
+    n_segments: int
+    segment_of_token: np.ndarray  # [T] int64, n_segments for tokens in no sentence
+    seg_lo: np.ndarray  # [N] int64
+    seg_hi: np.ndarray  # [N] int64
+    length: np.ndarray  # [N] float64: e'_k - s'_k for valid spans, 0 otherwise
+    valid: np.ndarray  # [N] bool: s'_k < e'_k
+
+    @property
+    def n_sentences(self) -> int:
+        return len(self.valid)
+
+
+def plan_spans(token_spans: Sequence[tuple[int, int]], n_tokens: int) -> SpanPlan:
+    """Clip spans as METRICS.md §3 (`s' = min(s, T-1)`, `e' = min(e, T-1)`) and segment them."""
+    if n_tokens < 1:
+        raise CaptureError("the input has no tokens")
+    spans = np.asarray(list(token_spans), dtype=np.int64).reshape(-1, 2)
+    if (spans < 0).any():
+        raise CaptureError("token spans must be non-negative")
+    n = len(spans)
+    s = np.minimum(spans[:, 0], n_tokens - 1)
+    e = np.minimum(spans[:, 1], n_tokens - 1)
+    valid = s < e
+    length = np.where(valid, e - s, 0).astype(np.float64)
+    bounds = np.unique(np.concatenate([s[valid], e[valid]]))
+    seg_of_tok = np.empty(n_tokens, dtype=np.int64)
+    seg_lo = np.zeros(n, dtype=np.int64)
+    seg_hi = np.zeros(n, dtype=np.int64)
+    if len(bounds) < 2:
+        seg_of_tok.fill(0)
+        return SpanPlan(n_tokens, 0, seg_of_tok, seg_lo, seg_hi, length, valid)
+    # Elementary pieces [bounds[m], bounds[m+1]); coverage by a difference array.
+    bi_s = np.searchsorted(bounds, s[valid])
+    bi_e = np.searchsorted(bounds, e[valid])
+    diff = np.zeros(len(bounds), dtype=np.int64)
+    np.add.at(diff, bi_s, 1)
+    np.add.at(diff, bi_e, -1)
+    covered = np.cumsum(diff)[:-1] > 0  # [pieces]
+    kept_index = np.cumsum(covered) - 1  # piece -> segment id (valid where covered)
+    n_seg = int(covered.sum())
+    seg_of_tok.fill(n_seg)
+    starts, ends = bounds[:-1][covered], bounds[1:][covered]
+    for k, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+        seg_of_tok[a:b] = k
+    seg_lo[valid] = kept_index[bi_s]
+    seg_hi[valid] = kept_index[bi_e - 1] + 1
+    return SpanPlan(n_tokens, n_seg, seg_of_tok, seg_lo, seg_hi, length, valid)
+
+
+def sentence_means_from_segment_sums(plan: SpanPlan, seg_sums: np.ndarray) -> np.ndarray:
+    """`[H, G, G]` segment sums -> `[H, N, N]` float32 rectangle means (METRICS.md §3)."""
+    h = seg_sums.shape[0]
+    n = plan.n_sentences
+    out = np.zeros((h, n, n), dtype=np.float32)
+    if plan.n_segments == 0 or not plan.valid.any():
+        return out
+    idx = np.flatnonzero(plan.valid)
+    lo, hi = plan.seg_lo[idx], plan.seg_hi[idx]
+    if np.all(hi - lo == 1):
+        # Common case, no overlapping spans: one segment per sentence.
+        sums = seg_sums[:, lo[:, None], lo[None, :]].astype(np.float64)
+    else:
+        # Overlaps: sentence sums through a segment-membership indicator. Exact zeros stay
+        # exactly zero (unlike prefix-sum differences), so A[i, j] = 0 for j > i holds exactly.
+        member = np.zeros((plan.n_segments, len(idx)), dtype=np.float64)  # [segment, sentence]
+        for col, (a, b) in enumerate(zip(lo.tolist(), hi.tolist(), strict=True)):
+            member[a:b, col] = 1.0
+        sums = member.T @ seg_sums.astype(np.float64) @ member  # [head, sentence, sentence]
+    area = plan.length[idx][:, None] * plan.length[idx][None, :]
+    out[:, idx[:, None], idx[None, :]] = (sums / area).astype(np.float32)
+    return out
+
+
+# --------------------------------------------------------------------------- the kernel
+
+
+def segment_attention_sums(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    *,
+    scaling: float,
+    causal: bool,
+    segment_of_token: torch.Tensor,
+    n_segments: int,
+    query_block: int = DEFAULT_QUERY_BLOCK,
+    workspace: dict | None = None,
+) -> torch.Tensor:
+    """Per-head sums of the attention probabilities over (query segment, key segment) pairs.
+
+    `P = softmax(Q K^T * scaling + mask)` in float32, computed `query_block` query rows at a
+    time and reduced at once; returns `[head, segment, segment]` float32. `workspace` (a dict
+    kept across layers) reuses one score buffer instead of allocating (and page-faulting) a
+    fresh `[head, block, T]` tensor per block.
+    """
+    # query: [batch, head, query_pos, d_head]; key: [batch, kv_head, key_pos, d_head]
+    batch, n_heads, t_q, d_head = query.shape
+    n_kv, t_k = key.shape[1], key.shape[2]
+    if batch != 1:
+        raise CaptureError(f"the capture takes one sequence at a time, got batch size {batch}")
+    if n_heads % n_kv:
+        raise CaptureError(f"{n_heads} query heads are not a multiple of {n_kv} key/value heads")
+    group = n_heads // n_kv  # query head h reads kv head h // group
+    offset = t_k - t_q  # 0 without a cache
+    device = query.device
+    seg = segment_of_token.to(device)
+    sink = n_segments  # segment id of tokens in no sentence; dropped at the end
+
+    # Scaled once here instead of per block: [kv_head, group * query_pos, d_head]
+    q = (query[0].float() * scaling).reshape(n_kv, group, t_q, d_head)
+    k_t = key[0].float().transpose(1, 2)  # [kv_head, d_head, key_pos]
+    if attention_mask is not None:
+        mask = attention_mask[0]  # [1 or head, query_pos, key_pos]
+        if mask.dtype != torch.bool:
+            mask = mask.float()
+    sums = torch.zeros(n_heads, n_segments + 1, n_segments + 1, dtype=torch.float32, device=device)
+    seg_cpu = segment_of_token.cpu()
+    qb = max(1, min(int(query_block), t_q))
+    triangle = torch.ones(qb, qb, dtype=torch.bool, device=device).triu_(1)  # key > query
+    need = n_heads * qb * t_k
+    buf = None if workspace is None else workspace.get("scores")
+    if buf is None or buf.numel() < need or buf.device != device:
+        buf = torch.empty(need, dtype=torch.float32, device=device)
+        if workspace is not None:
+            workspace["scores"] = buf
+    for q0 in range(0, t_q, qb):
+        q1 = min(t_q, q0 + qb)
+        b = q1 - q0
+        if bool((seg_cpu[q0 + offset : q1 + offset] == sink).all()):
+            continue  # no query row of this block belongs to a sentence
+        k_end = q1 + offset if (causal and attention_mask is None) else t_k
+        q_blk = q[:, :, q0:q1].reshape(n_kv, group * b, d_head)
+        scores = buf[: n_heads * b * k_end].view(n_kv, group * b, k_end)
+        torch.bmm(q_blk, k_t[:, :, :k_end], out=scores)  # [kv_head, group * query_pos, key_pos]
+        scores = scores.view(n_heads, b, k_end)  # [head, query_pos, key_pos]
+        if attention_mask is None:
+            if causal:
+                scores[:, :, q0 + offset : k_end].masked_fill_(triangle[:b, :b], -math.inf)
+        elif mask.dtype == torch.bool:
+            scores.masked_fill_(~mask[:, q0:q1, :k_end], -math.inf)
+        else:
+            scores.add_(mask[:, q0:q1, :k_end])
+        # Softmax over keys (P of METRICS.md §3). Rows are normalized inside the reduction:
+        # it is linear in each row, so weighting row q by 1 / total_q while summing the
+        # block's rows into their query segments equals reducing the probabilities.
+        scores.sub_(scores.amax(dim=-1, keepdim=True))
+        scores.exp_()  # unnormalized probabilities, [head, query_pos, key_pos]
+        totals = scores.sum(dim=-1)  # [head, query_pos]
+        # Query side first: a block's rows fall in a few segments, so one matmul with a
+        # row-to-segment weight matrix shrinks [head, query_pos, key_pos] to
+        # [head, block_segment, key_pos] before the (scatter) reduction over keys.
+        q_segments, row_to_local = torch.unique(seg[q0 + offset : q1 + offset], return_inverse=True)
+        weights = torch.zeros(n_heads, len(q_segments), b, dtype=torch.float32, device=device)
+        weights[:, row_to_local, torch.arange(b, device=device)] = totals.reciprocal()
+        by_row = torch.bmm(weights, scores)  # [head, block_segment, key_pos]
+        del scores
+        by_seg = torch.zeros(n_heads, len(q_segments), n_segments + 1, dtype=torch.float32, device=device)
+        by_seg.index_add_(2, seg[:k_end], by_row)  # [head, block_segment, key_segment]
+        sums.index_add_(1, q_segments, by_seg)  # [head, q_seg, k_seg]
+        del by_row, by_seg
+    return sums[:, :n_segments, :n_segments]
+
+
+# --------------------------------------------------------------------------- registration
+
+
+@dataclass
+class _CaptureState:
+    plan: SpanPlan
+    segment_of_token: torch.Tensor
+    query_block: int
+    on_layer: LayerCallback
+    layers_seen: list[int]
+    workspace: dict = field(default_factory=dict)
+
+
+_ACTIVE: contextvars.ContextVar[_CaptureState | None] = contextvars.ContextVar(
+    "va_sentence_capture", default=None
+)
+
+
+def capture_attention_forward(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """Attention function for `AttentionInterface`: SDPA output, plus the capture if active.
+
+    Outside `capture_sentence_attention` it is exactly transformers' `sdpa_attention_forward`.
+    """
+    state = _ACTIVE.get()
+    if state is not None:
+        if kwargs.get("softcap") is not None or kwargs.get("position_bias") is not None:
+            raise CaptureError("attention softcap / position bias are not supported by the capture")
+        if kwargs.get("sliding_window") is not None and attention_mask is None:
+            raise CaptureError(
+                "sliding-window attention layers are not supported by the capture "
+                "(the model config enables a sliding window)"
+            )
+    attn_output, _ = sdpa_attention_forward(
+        module,
+        query,
+        key,
+        value,
+        attention_mask,
+        dropout=dropout,
+        scaling=scaling,
+        is_causal=is_causal,
+        **kwargs,
+    )
+    if state is None:
+        return attn_output, None
+    causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    seg_sums = segment_attention_sums(
+        query,
+        key,
+        attention_mask,
+        scaling=scale,
+        causal=bool(causal),
+        segment_of_token=state.segment_of_token,
+        n_segments=state.plan.n_segments,
+        query_block=state.query_block,
+        workspace=state.workspace,
+    )  # [head, segment, segment]
+    means = sentence_means_from_segment_sums(state.plan, seg_sums.cpu().numpy())
+    layer_idx = int(getattr(module, "layer_idx", len(state.layers_seen)))
+    state.layers_seen.append(layer_idx)
+    state.on_layer(layer_idx, means)  # [head, sentence_i, sentence_j]
+    return attn_output, None
+
+
+def register_capture_attention() -> bool:
+    """Register the capture function with `AttentionInterface`; True if newly registered."""
+    if AttentionInterface._global_mapping.get(CAPTURE_ATTN_IMPLEMENTATION) is capture_attention_forward:
+        return False
+    AttentionInterface.register(CAPTURE_ATTN_IMPLEMENTATION, capture_attention_forward)
+    return True
+
+
+def unregister_capture_attention() -> None:
+    """Remove the capture function from `AttentionInterface`."""
+    AttentionInterface._global_mapping.pop(CAPTURE_ATTN_IMPLEMENTATION, None)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def base_model(loaded_or_model) -> PreTrainedModel:
+    """The transformer without LM head from a `LoadedModel`, a `*ForCausalLM` or a base model."""
+    if isinstance(loaded_or_model, PreTrainedModel):
+        model = loaded_or_model
+    else:
+        model = getattr(loaded_or_model, "model", None)
+    if not isinstance(model, PreTrainedModel):
+        raise CaptureError(f"expected a LoadedModel or a transformers model, got {type(model)}")
+    return model.base_model
+
+
+def model_name(model: PreTrainedModel) -> str:
+    return str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
+
+
+def _check_input(input_ids: torch.Tensor) -> int:
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.shape[0] != 1:
+        shape = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids)
+        raise CaptureError(f"input_ids must be a LongTensor of shape [1, T], got {shape}")
+    return int(input_ids.shape[1])
+
+
+def capture_sentence_attention(
+    loaded_or_model,
+    input_ids: torch.Tensor,
+    token_spans: Sequence[tuple[int, int]],
+    *,
+    query_block: int = DEFAULT_QUERY_BLOCK,
+    on_layer: LayerCallback,
+) -> None:
+    """Run the base model once and call `on_layer(layer_idx, A)` as each layer finishes.
+
+    `A` is float32 `[H, N, N]`: the sentence-averaged attention of METRICS.md §3 for every
+    query head of that layer. Only one layer's result is alive at a time.
+    """
+    model = base_model(loaded_or_model)
+    n_tokens = _check_input(input_ids)
+    plan = plan_spans(token_spans, n_tokens)
+    device = next(model.parameters()).device
+    state = _CaptureState(
+        plan=plan,
+        segment_of_token=torch.from_numpy(plan.segment_of_token).to(device),
+        query_block=query_block,
+        on_layer=on_layer,
+        layers_seen=[],
+    )
+    newly_registered = register_capture_attention()
+    old_impl = model.config._attn_implementation
+    token = _ACTIVE.set(state)
+    try:
+        model.config._attn_implementation = CAPTURE_ATTN_IMPLEMENTATION
+        with torch.inference_mode():
+            model(input_ids=input_ids.to(device), use_cache=False)
+    except CaptureError:
+        raise
+    except (RuntimeError, MemoryError) as exc:
+        if _is_oom(exc):
+            raise CaptureOOMError(
+                f"model '{model_name(model)}' ran out of memory capturing attention for "
+                f"{n_tokens} tokens with query_block={query_block} on {device}: try a smaller "
+                "query block, the CPU (device='cpu'), or dtype='bfloat16'"
+            ) from exc
+        raise
+    finally:
+        _ACTIVE.reset(token)
+        model.config._attn_implementation = old_impl
+        if newly_registered:
+            unregister_capture_attention()
+    n_layers = model.config.get_text_config().num_hidden_layers
+    if len(state.layers_seen) != n_layers:
+        raise CaptureError(
+            f"model '{model_name(model)}' reported {len(state.layers_seen)} of {n_layers} layers: "
+            "its attention does not go through transformers' AttentionInterface"
+        )
+
+
+def sentence_attention(
+    loaded_or_model,
+    input_ids: torch.Tensor,
+    token_spans: Sequence[tuple[int, int]],
+    *,
+    query_block: int = DEFAULT_QUERY_BLOCK,
+) -> np.ndarray:
+    """All layers' sentence attention, float32 `[L, H, N, N]` (convenience over the stream)."""
+    layers: dict[int, np.ndarray] = {}
+
+    def keep(layer_idx: int, means: np.ndarray) -> None:
+        layers[layer_idx] = means
+
+    capture_sentence_attention(
+        loaded_or_model, input_ids, token_spans, query_block=query_block, on_layer=keep
+    )
+    return np.stack([layers[k] for k in sorted(layers)])
+
+
+def reference_sentence_attention(
+    loaded_or_model, input_ids: torch.Tensor, token_spans: Sequence[tuple[int, int]]
+) -> np.ndarray:
+    """The notebook's algorithm: eager attention, all layers materialized, a Python pair loop.
+
+    float32 `[L, H, N, N]`. Slow and memory-hungry (`L x H x T x T` floats); for tests and
+    benchmarks only.
+    """
+    model = base_model(loaded_or_model)
+    n_tokens = _check_input(input_ids)
+    device = next(model.parameters()).device
+    old_impl = model.config._attn_implementation
+    try:
+        model.config._attn_implementation = "eager"
+        with torch.inference_mode():
+            out = model(input_ids=input_ids.to(device), use_cache=False, output_attentions=True)
+    finally:
+        model.config._attn_implementation = old_impl
+    attentions = out.attentions  # L x [batch, head, query_pos, key_pos]
+    n = len(token_spans)
+    result = np.zeros((len(attentions), attentions[0].shape[1], n, n), dtype=np.float32)
+    for layer, att in enumerate(attentions):
+        heads = att[0].float().cpu().numpy()  # [head, query_pos, key_pos]
+        for head in range(heads.shape[0]):
+            mat = heads[head]
+            for i, (s_i, e_i) in enumerate(token_spans):
+                s_i, e_i = min(s_i, n_tokens - 1), min(e_i, n_tokens - 1)
+                for j, (s_j, e_j) in enumerate(token_spans):
+                    s_j, e_j = min(s_j, n_tokens - 1), min(e_j, n_tokens - 1)
+                    if s_i >= e_i or s_j >= e_j:
+                        continue
+                    result[layer, head, i, j] = mat[s_i:e_i, s_j:e_j].mean()
+    return result
