@@ -136,7 +136,17 @@ def print_frame(frame, fmt: str) -> None:
     else:
         import polars as pl
 
-        with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=200):
+        # Lists (layers, heads, ΔVA by layer) read better as one short string per cell.
+        lists = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.List)]
+        frame = frame.with_columns(
+            pl.col(name).list.eval(
+                pl.element().round(4).cast(pl.Utf8).fill_null("-")
+                if frame.schema[name].inner.is_float() else pl.element().cast(pl.Utf8).fill_null("-")
+            ).list.join(", ")
+            for name in lists
+        )
+        with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=50, tbl_width_chars=250,
+                       tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
             click.echo(str(frame))
 
 
@@ -425,7 +435,9 @@ def demo(warehouse_dir, out, debug):
     summary = run_ingest([str(DEMO_ROOT)], warehouse, IngestOptions(model=str(model_dir)),
                          echo=click.echo)
     _print_summary(summary)
-    print_frame(macro_frame(warehouse, "rollout_ranking", {}), "table")
+    ranking = macro_frame(warehouse, "rollout_ranking", {})
+    print_frame(ranking.select("rank", "rollout_name", "distinctiveness_score", "n_va", "n_sentences",
+                               "layers", "heads", "delta_va_vert_by_layer"), "table")
     try:
         from reports.build import build_report
     except ImportError:
