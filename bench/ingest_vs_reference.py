@@ -27,9 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_TRACE = Path(
-    "/work/shared/data/rollouts/math/deepseek-r1-distill-llama-8b/correct_base_solution/problem_3448"
-)
+DEFAULT_TRACE = (ROOT.parent / "shared" / "data" / "rollouts" / "math" / "deepseek-r1-distill-llama-8b"
+                 / "correct_base_solution" / "problem_3448")
 MODEL_ARGS = dict(n_layers=8, n_heads=16, n_kv_heads=4, hidden_size=64, head_dim=16)
 
 

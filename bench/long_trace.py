@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-MATH = Path("/work/shared/data/rollouts/math")
+MATH = ROOT.parent / "shared" / "data" / "rollouts" / "math"
 
 
 def peak_rss_mb() -> float:

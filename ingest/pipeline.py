@@ -416,11 +416,18 @@ def _capture(loaded, rollout: Rollout, text: str, spans: list[CharSpan], fp: str
     n_tokens = int(input_ids.shape[-1])
     writer = warehouse.attention_writer(loaded.info, rollout.rollout_id, len(rollout.sentences))
 
+    # Inner bar over layer x tokens: a long trace shows progress within the rollout.
+    from tqdm import tqdm
+
+    layer_bar = tqdm(total=loaded.info.n_layers * n_tokens, desc="  tokens x layers", unit="tok",
+                     unit_scale=True, leave=False, disable=not options.progress)
+
     def on_layer(layer: int, mats) -> None:  # mats: [head, sentence_i, sentence_j]
         writer.add_layer(layer, mats)
+        layer_bar.update(n_tokens)
         crash_point("model_pass")
 
-    with writer:
+    with writer, layer_bar:
         capture_sentence_attention(loaded, input_ids, tokens, query_block=options.query_block,
                                    on_layer=on_layer)
     seconds = time.monotonic() - started
