@@ -96,7 +96,7 @@ def main() -> None:
     print(f"trace: {n_tokens} tokens, {n} sentences (repeated real math sentences)")
     print(f"model: tiny Qwen3, {L} layers, {h} query heads, {args.kv_heads} KV heads, CPU float32")
     print(f"query_block: {args.query_block}")
-    print(f"token spans (batched prefix encode): {t_spans:.1f} s")
+    print(f"token spans (ingest.spans.token_spans, default method): {t_spans:.1f} s")
     print(f"capture: {t_capture:.1f} s  ({n_tokens / t_capture:,.0f} tokens/s, "
           f"{t_capture / L:.1f} s per layer)")
     print(f"peak RSS: {peak / 1024:.2f} GiB (before capture: {rss_before / 1024:.2f} GiB)")
