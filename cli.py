@@ -426,6 +426,7 @@ def demo(warehouse_dir, out, debug):
     from ingest.pipeline import IngestOptions
     from ingest.pipeline import ingest as run_ingest
     from ingest.tiny_model import write_tiny_qwen3
+    from reports.build import build_report
     from sql.query import macro_frame
     from warehouse.store import Warehouse
 
@@ -438,11 +439,8 @@ def demo(warehouse_dir, out, debug):
     ranking = macro_frame(warehouse, "rollout_ranking", {})
     print_frame(ranking.select("rank", "rollout_name", "distinctiveness_score", "n_va", "n_sentences",
                                "layers", "heads", "delta_va_vert_by_layer"), "table")
-    try:
-        from reports.build import build_report
-    except ImportError:
-        return
     result = build_report(warehouse, out)
+    click.echo(f"report {'skipped' if result.skipped else 'built'} ({result.reason})")
     click.echo(f"report: {result.index_path}")
 
 
