@@ -11,6 +11,7 @@ SDPA outside a capture.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -90,6 +91,11 @@ def _load_config(source: str, offline: bool):
             f"model '{source}' is not a local directory and not in the local Hugging Face cache "
             f"(offline mode, the Hub was not asked): {hint}"
         )
+    if not _hub_reachable():
+        raise ModelLoadError(
+            f"model '{source}' is not a local directory and not in the local Hugging Face cache, "
+            f"and the Hub ({_hub_host()}) cannot be reached from this machine: {hint}"
+        )
     try:
         return AutoConfig.from_pretrained(source), False
     except (OSError, ValueError) as exc:
@@ -97,6 +103,26 @@ def _load_config(source: str, offline: bool):
             f"model '{source}' is not a local directory, not in the local Hugging Face cache, "
             f"and the Hub cannot be reached (or has no such model): {hint}"
         ) from exc
+
+
+def _hub_host() -> str:
+    from urllib.parse import urlparse
+
+    return urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """One quick TCP connect, so a machine without network fails in seconds, not after the
+    Hub client's minute of retries. Behind a proxy the client knows better: assume yes."""
+    import socket
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    try:
+        socket.create_connection((_hub_host(), 443), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
 
 
 def _revision(source: str, local_only: bool) -> str:
