@@ -130,24 +130,29 @@ def metric_params(tag, proximity_ignore, no_control_depth, score_type, no_trim, 
 
 def print_frame(frame, fmt: str) -> None:
     if fmt == "csv":
-        click.echo(frame.write_csv(), nl=False)
+        click.echo(_lists_as_text(frame, ",").write_csv(), nl=False)  # CSV has no nested values
     elif fmt == "json":
         click.echo(json.dumps(frame.to_dicts(), default=str, indent=1))
     else:
         import polars as pl
 
-        # Lists (layers, heads, ΔVA by layer) read better as one short string per cell.
-        lists = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.List)]
-        frame = frame.with_columns(
-            pl.col(name).list.eval(
-                pl.element().round(4).cast(pl.Utf8).fill_null("-")
-                if frame.schema[name].inner.is_float() else pl.element().cast(pl.Utf8).fill_null("-")
-            ).list.join(", ")
-            for name in lists
-        )
         with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=50, tbl_width_chars=250,
                        tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
-            click.echo(str(frame))
+            click.echo(str(_lists_as_text(frame, ", ", digits=4)))
+
+
+def _lists_as_text(frame, separator: str, digits: int | None = None):
+    """List columns (layers, heads, ΔVA by layer) as one string per cell; NULL items as 'nan'."""
+    import polars as pl
+
+    def as_text(name):
+        item = pl.element()
+        if frame.schema[name].inner.is_float() and digits is not None:
+            item = item.round(digits)
+        return pl.col(name).list.eval(item.cast(pl.Utf8).fill_null("nan")).list.join(separator)
+
+    lists = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.List)]
+    return frame.with_columns(as_text(name) for name in lists)
 
 
 # --- commands ------------------------------------------------------------------------------

@@ -61,3 +61,36 @@ def test_load_sql_rank_attach_roundtrip(tmp_path):
     result = runner.invoke(cli.main, ["attach", str(grades), "--name", "attention", "--warehouse", wh])
     assert result.exit_code == 1
     assert "'attention' is a warehouse table" in result.output
+
+
+def test_rank_prints_table_csv_and_json_with_list_columns(tmp_path):
+    """The ranking has list columns (layers, heads, ΔVA by layer): every format prints them."""
+    import csv
+    import io
+    import json
+
+    import numpy as np
+
+    from ingest.pipeline import to_record
+    from ingest.rollouts import load_all
+    from warehouse.store import ModelInfo, Warehouse
+
+    warehouse = Warehouse(tmp_path / "wh")
+    rng = np.random.default_rng(1)
+    with warehouse.write_lock():
+        for rollout in load_all([cli.DEMO_ROOT]).rollouts[:3]:
+            n = len(rollout.sentences)
+            warehouse.write_attention(to_record(rollout), ModelInfo("m", 3, 2),
+                                      np.tril(rng.random((3, 2, n, n), dtype=np.float32)))
+    runner = CliRunner()
+    args = ["rank", "--warehouse", str(warehouse.dir), "--layers", "0,2"]
+    rows = list(csv.DictReader(io.StringIO(runner.invoke(cli.main, [*args, "--format", "csv"]).output)))
+    records = json.loads(runner.invoke(cli.main, [*args, "--format", "json"]).output)
+    table = runner.invoke(cli.main, args)
+    assert table.exit_code == 0 and "problem_9_va_0" in table.output
+    assert len(rows) == len(records) == 3
+    for row, record in zip(rows, records, strict=True):
+        assert row["layers"] == "0,2" and record["layers"] == [0, 2]
+        assert row["heads"] == ",".join(map(str, record["heads"]))
+        assert [float(x) for x in row["delta_va_vert_by_layer"].split(",")] == pytest.approx(
+            record["delta_va_vert_by_layer"])
