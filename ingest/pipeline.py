@@ -261,10 +261,10 @@ def ingest(
     roots = list(roots)
     summary = IngestSummary()
     started = time.monotonic()
-    info = quick_describe(options.model, name=options.model_name)  # ModelLoadError if unknown
     rollout_dirs = check_rollouts(roots, pattern=options.pattern, keep_going=options.keep_going,
                                   max_sentence_chars=options.max_sentence_chars,
                                   text_source=options.text_source, summary=summary)
+    info = quick_describe(options.model, name=options.model_name)  # ModelLoadError if unknown
     params = {"roots": roots, **{k: v for k, v in dataclasses.asdict(options).items()
                                   if k != "progress"}}
     with warehouse.write_lock():
