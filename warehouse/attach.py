@@ -27,7 +27,7 @@ def attach_table(warehouse: Warehouse, path: str | Path, name: str | None = None
     file_format = file_format or {".csv": "csv", ".tsv": "csv", ".parquet": "parquet",
                                   ".pq": "parquet"}.get(path.suffix.lower())
     if file_format not in ("csv", "parquet"):
-        raise WarehouseError(f"attach: cannot tell the format of {path.name}; pass --format csv|parquet")
+        raise WarehouseError(f"attach: cannot tell the format of {path.name}; pass --file-type csv|parquet")
     name = name or re.sub(r"\W+", "_", path.stem).strip("_").lower()
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name or ""):
         raise WarehouseError(f"attach: '{name}' is not a valid table name (letters, digits, _)")
