@@ -61,6 +61,13 @@ def pattern_option(f):
     )(f)
 
 
+def report_out_option(f):
+    return click.option(
+        "--out", default="reports/out", show_default=True, type=click.Path(file_okay=False),
+        help="Report directory; replaced as a whole on each build.",
+    )(f)
+
+
 def format_option(f):
     return click.option(
         "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
@@ -393,8 +400,7 @@ def attach(path, name, file_type, warehouse_dir, debug):
 @metric_options
 @click.option("--rollouts", "rollouts_glob", default=None, metavar="GLOB",
               help="Only rollouts whose id or directory name matches, e.g. 'problem_9_va_*'.")
-@click.option("--out", default="reports/out", show_default=True, type=click.Path(file_okay=False),
-              help="Report directory; replaced as a whole on each build.")
+@report_out_option
 @click.option("--force", is_flag=True, help="Rebuild even when nothing changed.")
 @click.option("--permutations", type=click.IntRange(min=0), default=DEFAULTS["permutations"],
               show_default=True,
@@ -455,7 +461,7 @@ def tiny_model(out, n_layers, n_heads, n_kv_heads, seed):
 
 @main.command()
 @warehouse_option
-@click.option("--out", default="reports/out", show_default=True, type=click.Path(file_okay=False))
+@report_out_option
 @debug_option
 @friendly_errors
 def demo(warehouse_dir, out, debug):

@@ -110,7 +110,7 @@ def test_every_macro_default_comes_from_sql_defaults():
         elif not _same(value, expected[name]):
             problems.append(f"{file}: {macro}({name} := {value!r}) but sql/defaults.py says "
                             f"{expected[name]!r}; fix one, or declare it in PER_MACRO with the reason")
-    assert problems == []
+    assert not problems, "\n".join(problems)
 
 
 def test_every_declared_difference_is_real_and_explained():
