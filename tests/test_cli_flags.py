@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -45,20 +44,11 @@ def test_attach_file_type_names_a_type_the_extension_does_not(tmp_path):
     assert "(csv): 1 rows, 1 matching" in result.output
 
 
-def test_rank_trim_and_control_depth_flags_reach_the_macro(tmp_path):
+def test_rank_trim_and_control_depth_flags_reach_the_macro(sample_attention_warehouse):
     """--no-trim / --no-control-depth (and their positive forms) are the macro's arguments."""
-    from ingest.pipeline import to_record
-    from ingest.rollouts import load_all
     from sql.query import macro_frame
-    from warehouse.store import ModelInfo, Warehouse
 
-    warehouse = Warehouse(tmp_path / "wh")
-    rng = np.random.default_rng(2)
-    with warehouse.write_lock():
-        for rollout in load_all([cli.DEMO_ROOT]).rollouts[:2]:
-            n = len(rollout.sentences)
-            warehouse.write_attention(to_record(rollout), ModelInfo("m", 2, 2),
-                                      np.tril(rng.random((2, 2, n, n), dtype=np.float32)))
+    warehouse = sample_attention_warehouse
 
     def ranked(*flags):
         result = CliRunner().invoke(cli.main, ["rank", *flags, "--format", "json",
