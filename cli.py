@@ -248,7 +248,8 @@ def load(roots, pattern, keep_going, max_sentence_chars, warehouse_dir, lock_wai
               help="Hugging Face Hub id or local checkpoint directory.")
 @renamed_option("--model", "--checkpoint", "--model selects stored rows in rank and report")
 @click.option("--model-name", default=None,
-              help="Name stored in the warehouse [default: the Hub id or the directory's name].")
+              help="Name stored in the warehouse, which --model selects in rank and report "
+                   "[default: the Hub id or the directory's name].")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
 @click.option("--text-source", type=click.Choice(["chunks", "full_cot"]), default="chunks",
