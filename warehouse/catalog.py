@@ -52,10 +52,14 @@ def _quote(text: str) -> str:
 
 
 def attention_view_sql(con, root: Path, *, temporary: bool = False) -> str:
-    """The definition of attention_parquet over the manifest's current attention files."""
+    """The definition of attention_parquet over the manifest's current attention files.
+
+    A listed file that is missing is left out (DuckDB refuses a view over a missing file);
+    reads refuse a damaged warehouse before they get here (Warehouse.connect).
+    """
     paths = [str(root / rel) for (rel,) in con.execute(
         "select path from parquet_files where table_name = 'attention' "
-        "order by model, rollout_id").fetchall()]
+        "order by model, rollout_id").fetchall() if (root / rel).is_file()]
     create = "create or replace temp view" if temporary else "create or replace view"
     if not paths:  # the empty definition of sql/00_tables
         text = (sql.SQL_DIR / "00_tables" / f"{ATTENTION_VIEW}.sql").read_text(encoding="utf-8")

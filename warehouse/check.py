@@ -199,7 +199,7 @@ def _scope(rollout_id: str, model: str | None) -> tuple[str, list]:
 def _rewrite_file(con, root: Path, table: str, rollout_id: str, model: str | None,
                   rel: str) -> str:
     key, args = _scope(rollout_id, model)
-    rows = con.execute(f"select * from {table} where {key}", args).to_arrow_table()
+    rows = con.sql(f"select * from {table} where {key}", params=args).to_arrow_table()
     new_rel = Path(rel).parent / f"{table}-{new_version()}.parquet"
     write_parquet(root / new_rel, rows.cast(arrow_schema(table)))
     con.execute("delete from parquet_files where path = ?", [rel])

@@ -167,9 +167,10 @@ class Warehouse:
                     upgrade.upgrade(con, self.dir)
                 else:
                     with transaction(con):  # all objects or none; one commit is also faster
+                        for path in sql.table_files():
+                            con.execute(path.read_text(encoding="utf-8"))
+                        catalog.relink(con, self.dir)  # this directory's files, before views bind
                         sql.install(con)
-                        if catalog.linked_root(con) != str(self.dir):
-                            catalog.relink(con, self.dir)
                 self._installed = True
             yield con
         finally:
