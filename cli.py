@@ -359,7 +359,7 @@ def sql_command(query, fmt, warehouse_dir, lock_wait, debug):
     Example:
       python cli.py sql "select * from best_heads where rollout_id like '%va_07'" --format csv
     """
-    from sql.query import run_query
+    from warehouse.query import run_query
     from warehouse.store import Warehouse
 
     print_frame(run_query(Warehouse(warehouse_dir), query, wait_s=lock_wait), fmt)
@@ -380,7 +380,7 @@ def rank(tag, proximity_ignore, no_control_depth, score_type, no_trim, layers, m
     Example:
       python cli.py rank --tag uncertainty_management --layers 1,2 --format csv
     """
-    from sql.query import macro_frame
+    from warehouse.query import macro_frame
     from warehouse.store import Warehouse
 
     params = metric_params(tag, proximity_ignore, no_control_depth, score_type, no_trim, layers,
@@ -494,7 +494,7 @@ def demo(warehouse_dir, out, debug):
     from ingest.pipeline import ingest as run_ingest
     from ingest.tiny_model import write_tiny_qwen3
     from reports.build import build_report
-    from sql.query import macro_frame
+    from warehouse.query import macro_frame
     from warehouse.store import Warehouse
 
     model_dir = write_tiny_qwen3(DEMO_MODEL_DIR)

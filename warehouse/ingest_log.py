@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import uuid
 from dataclasses import dataclass
 
+from warehouse.records import now as _now
 from warehouse.store import Warehouse, code_version
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 @dataclass
