@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from warehouse import kept_scores
 from warehouse.files import fsync_rename, new_version
 from warehouse.records import AttentionRun, ModelInfo, SentenceSpan, WarehouseError
 from warehouse.tables import ATTENTION_SCHEMA_TABLE, arrow_schema
@@ -77,6 +78,7 @@ class AttentionWriter:
         self._writer: pq.ParquetWriter | None = None
         self.closed = False
         self.layers_written: list[int] = []
+        self._kept: list[tuple[int, dict[str, np.ndarray]]] = []  # (layer, kept columns)
         self._rows, self._cols = np.tril_indices(n)
 
     def __enter__(self) -> AttentionWriter:
@@ -105,7 +107,28 @@ class AttentionWriter:
             "value": values,
         }, schema=self.schema)
         self._writer.write_table(table, row_group_size=max(1, cells * HEADS_PER_ROW_GROUP))
+        self._kept.append((layer, kept_scores.layer_scores(mats)))
         self.layers_written.append(layer)
+
+    def kept_rows(self) -> pa.Table:
+        """The kept_scores rows of everything written (warehouse/kept_scores.py)."""
+        schema = arrow_schema("kept_scores")
+        parts = []
+        for layer, columns in self._kept:
+            heads, n = columns["receiver_score"].shape
+            size = heads * n
+            data = {
+                "model": [self.model] * size,
+                "rollout_id": [self.rollout_id] * size,
+                "layer": np.full(size, layer, np.int16),
+                "head": np.repeat(np.arange(heads, dtype=np.int16), n),
+                "idx": np.tile(np.arange(n, dtype=np.int32), heads),
+            }
+            for name, values in columns.items():
+                flat = values.reshape(-1)
+                data[name] = pa.array(flat, mask=np.isnan(flat)).cast(schema.field(name).type)
+            parts.append(pa.Table.from_pydict(data, schema=schema))
+        return pa.concat_tables(parts) if parts else schema.empty_table()
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._writer is not None:

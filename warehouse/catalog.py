@@ -89,9 +89,17 @@ def link_for_reading(con, root: Path) -> None:
         con.execute(attention_view_sql(con, root, temporary=True))
 
 
-def keep_scores(con, model: str, rollout_id: str) -> None:
-    """(Re)compute the kept label-free scores of one (model, rollout) from its cells."""
+def keep_scores(con, model: str, rollout_id: str, rows=None) -> None:
+    """Replace the kept label-free scores of one (model, rollout): ``rows`` as the writer
+    computed them (an Arrow table), or, without, computed from the stored cells in SQL."""
     con.execute("delete from kept_scores where model = ? and rollout_id = ?", [model, rollout_id])
+    if rows is not None:
+        con.register("kept_rows_to_insert", rows)
+        try:
+            con.execute("insert into kept_scores select * from kept_rows_to_insert")
+        finally:
+            con.unregister("kept_rows_to_insert")
+        return
     con.execute("insert into kept_scores select * from "
                 "kept_scores_of(only_model := ?::varchar, only_rollout := ?::varchar)",
                 [model, rollout_id])

@@ -276,7 +276,7 @@ class Warehouse:
         if attention or (files and drop_attention):
             catalog.relink(con, self.dir)
         if attention:
-            catalog.keep_scores(con, attention.model.name, rid)
+            catalog.keep_scores(con, attention.model.name, rid, attention.writer.kept_rows())
         return old
 
     def attention_writer(

@@ -65,7 +65,20 @@ target_sentences as (
         and uses_kept_scores('ranking', proximity_ignore, control_depth, score_type, trim)
 ),
 
--- TT: Σ B[r, c] over target rows and target columns, the one tag-dependent sum
+-- TT: Σ B[r, c] over target rows r and target columns c <= r, the one tag-dependent sum.
+-- The (rollout, i, j) pairs are few; a semi join on them filters the cells of the chosen
+-- layers before any aggregation (a plain join lets the optimizer aggregate every cell).
+target_pairs as materialized (
+    select
+        target_row.rollout_id,
+        target_row.idx as i,
+        target_column.idx as j
+    from target_sentences as target_row
+    inner join target_sentences as target_column
+        on target_column.rollout_id = target_row.rollout_id
+        and target_column.idx <= target_row.idx
+),
+
 target_blocks as (
     select
         cells.model,
@@ -77,12 +90,10 @@ target_blocks as (
     inner join selected_layers(layers := layers, all_layers := all_layers) as chosen
         on chosen.model = cells.model
         and chosen.layer = cells.layer
-    inner join target_sentences as target_row
-        on target_row.rollout_id = cells.rollout_id
-        and target_row.idx = cells.i
-    inner join target_sentences as target_column
-        on target_column.rollout_id = cells.rollout_id
-        and target_column.idx = cells.j
+    semi join target_pairs as pairs
+        on pairs.rollout_id = cells.rollout_id
+        and pairs.i = cells.i
+        and pairs.j = cells.j
     group by cells.model, cells.rollout_id, cells.layer, cells.head
 ),
 
