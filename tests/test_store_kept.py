@@ -36,7 +36,8 @@ def random_rollouts(seed: int) -> list[tuple[Rollout, np.ndarray]]:
         mats[..., rng.random((n, n)) < 0.2] = 0.0  # ties and zeros
         mats = np.tril(mats)
         mask = [bool(x) for x in rng.random(n) < 0.3]
-        extra = [["plan_generation"] if rng.random() < 0.5 else [] for _ in range(n)]
+        extra = [(["plan_generation"] if rng.random() < 0.5 else [])
+                 + (["common"] if rng.random() < 0.8 else []) for _ in range(n)]  # a majority tag
         matrices = {(layer, head): mats[layer, head].astype(np.float64)
                     for layer in range(N_LAYERS) for head in range(N_HEADS)}
         out.append((Rollout(f"p/r{k}", matrices, mask, tags=extra), mats))
@@ -68,6 +69,7 @@ PARAMETER_SETS = [
     "",
     f"tag := '{TAG}'",
     "tag := 'plan_generation'",
+    "tag := 'common', all_layers := true",
     "layers := [0, 3]",
     "all_layers := true, tag := 'plan_generation'",
     "proximity_ignore := 2",

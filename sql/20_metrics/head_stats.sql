@@ -55,46 +55,68 @@ with kept_heads as (
     group by kept.model, kept.rollout_id, kept.layer, kept.head
 ),
 
-target_sentences as (
+-- The sentences whose block is read: the targets, or the other sentences when targets
+-- are the majority (then TT = (non-target block) - total + target row and column sums).
+block_sentences as (
     select
         analysed.rollout_id,
         analysed.idx
     from analysed_sentences(tag := tag, trim := trim) as analysed
     where
-        analysed.is_target
+        analysed.is_target = (2 * analysed.n_va <= analysed.n_sentences)
         and uses_kept_scores('ranking', proximity_ignore, control_depth, score_type, trim)
 ),
 
 -- TT: Σ B[r, c] over target rows r and target columns c <= r, the one tag-dependent sum.
 -- The (rollout, i, j) pairs are few; a semi join on them filters the cells of the chosen
 -- layers before any aggregation (a plain join lets the optimizer aggregate every cell).
-target_pairs as materialized (
+block_pairs as materialized (
     select
-        target_row.rollout_id,
-        target_row.idx as i,
-        target_column.idx as j
-    from target_sentences as target_row
-    inner join target_sentences as target_column
-        on target_column.rollout_id = target_row.rollout_id
-        and target_column.idx <= target_row.idx
+        block_row.rollout_id,
+        block_row.idx as i,
+        block_column.idx as j
+    from block_sentences as block_row
+    inner join block_sentences as block_column
+        on block_column.rollout_id = block_row.rollout_id
+        and block_column.idx <= block_row.idx
 ),
 
-target_blocks as (
+cell_blocks as (
     select
         cells.model,
         cells.rollout_id,
         cells.layer,
         cells.head,
-        sum(cells.value::double) as sum_va_to_va
+        sum(cells.value::double) as block_sum
     from attention_cells as cells
     inner join selected_layers(layers := layers, all_layers := all_layers) as chosen
         on chosen.model = cells.model
         and chosen.layer = cells.layer
-    semi join target_pairs as pairs
+    semi join block_pairs as pairs
         on pairs.rollout_id = cells.rollout_id
         and pairs.i = cells.i
         and pairs.j = cells.j
     group by cells.model, cells.rollout_id, cells.layer, cells.head
+),
+
+target_blocks as (
+    select
+        kept_heads.model,
+        kept_heads.rollout_id,
+        kept_heads.layer,
+        kept_heads.head,
+        case
+            when 2 * kept_heads.n_va <= kept_heads.n_sentences
+                then coalesce(blocks.block_sum, 0)
+            else coalesce(blocks.block_sum, 0) - kept_heads.total_sum
+                + kept_heads.target_row_sum + kept_heads.target_column_sum
+        end as sum_va_to_va
+    from kept_heads
+    left join cell_blocks as blocks
+        on blocks.model = kept_heads.model
+        and blocks.rollout_id = kept_heads.rollout_id
+        and blocks.layer = kept_heads.layer
+        and blocks.head = kept_heads.head
 ),
 
 kept_sums as (
@@ -107,13 +129,13 @@ kept_sums as (
         kept_heads.n_va,
         kept_heads.mean_va_vert,
         kept_heads.mean_nonva_vert,
-        kept_heads.target_column_sum - coalesce(blocks.sum_va_to_va, 0) as sum_in_va,
+        kept_heads.target_column_sum - blocks.sum_va_to_va as sum_in_va,
         kept_heads.total_sum - kept_heads.target_column_sum - kept_heads.target_row_sum
-        + coalesce(blocks.sum_va_to_va, 0) as sum_in_nonva,
-        kept_heads.target_row_sum - coalesce(blocks.sum_va_to_va, 0) as sum_out_va,
-        coalesce(blocks.sum_va_to_va, 0) as sum_va_to_va
+        + blocks.sum_va_to_va as sum_in_nonva,
+        kept_heads.target_row_sum - blocks.sum_va_to_va as sum_out_va,
+        blocks.sum_va_to_va
     from kept_heads
-    left join target_blocks as blocks
+    inner join target_blocks as blocks
         on blocks.model = kept_heads.model
         and blocks.rollout_id = kept_heads.rollout_id
         and blocks.layer = kept_heads.layer
