@@ -195,3 +195,17 @@ def test_moved_warehouse_reads_its_own_files(filled, tmp_path):
     with moved.write_lock():
         pass
     assert ranking(moved) == before
+
+
+def test_shell_reads_the_attention_of_a_moved_warehouse(filled, tmp_path):
+    from test_sql_shell import run_shell
+
+    with filled.connect(read_only=True) as con:
+        expected = con.execute("select count(*), sum(value) from attention").fetchone()
+    moved = Warehouse(tmp_path / "moved")
+    shutil.move(filled.dir, moved.dir)
+    args = moved.shell_args()
+    assert "-cmd" in args
+    got = run_shell(moved.db_path, "select count(*) as n, sum(value) as s from attention",
+                    extra=args[2:])
+    assert got[0]["n"] == expected[0] and abs(got[0]["s"] - expected[1]) < 1e-9

@@ -176,6 +176,19 @@ class Warehouse:
         finally:
             con.close()
 
+    def shell_args(self) -> list[str]:
+        """Arguments for the duckdb 1.5 shell (``duckdb <args>``) reading this warehouse.
+
+        The attention view names its files by absolute path, so the shell reads them from
+        any working directory; when the directory was moved since the last write, a ``-cmd``
+        first defines a temporary view over the files where they are now.
+        """
+        args = ["-readonly", str(self.db_path)]
+        with self.connect(read_only=True) as con:
+            if catalog.linked_root(con) not in (None, str(self.dir)):
+                args += ["-cmd", catalog.attention_view_sql(con, self.dir, temporary=True)]
+        return args
+
     def _refuse_damaged(self, con) -> None:
         if not con.execute("select count(*) from duckdb_columns() where table_name = "
                            "'parquet_files' and column_name = 'size_bytes'").fetchone()[0]:
