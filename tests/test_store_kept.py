@@ -148,3 +148,29 @@ def test_rewritten_rollout_updates_its_kept_scores(warehouse):
     with warehouse.connect(read_only=True) as con:
         query = "select * from head_stats(all_layers := true) where rollout_id = 'r' order by all"
         assert_same(records(con, query), records(inline, query))
+
+
+def test_kept_tag_blocks_are_those_of_the_cells(twins):
+    kept, _ = twins
+    stored = kept.execute("select * from kept_tag_blocks order by all").fetchall()
+    fresh = kept.execute("select * from kept_tag_blocks_of() order by all").fetchall()
+    assert [r[:5] for r in stored] == [r[:5] for r in fresh] and stored
+    assert all(close(a[5], b[5]) for a, b in zip(stored, fresh, strict=True))
+
+
+def test_new_tags_without_new_attention_update_the_kept_sums(warehouse):
+    rng = np.random.default_rng(9)
+    model = ModelInfo(MODEL, 2, 2)
+    mats = np.tril(rng.random((2, 2, 7, 7)).astype(np.float32))
+    before, after = [k == 2 for k in range(7)], [k in (1, 3, 4) for k in range(7)]
+    with warehouse.write_lock():
+        warehouse.write_attention(rollout_record("r", 7, before, [[]] * 7), model, mats)
+        relabelled = rollout_record("r", 7, after, [[]] * 7)
+        assert warehouse.write_rollout(relabelled) == "replaced"  # same text: attention kept
+    inline = connect()
+    matrices = {(layer, head): mats[layer, head].astype(np.float64)
+                for layer in range(2) for head in range(2)}
+    load(inline, [Rollout("r", matrices, after)], 2, 2, model=MODEL)
+    query = "select * from head_stats(all_layers := true) order by all"
+    with warehouse.connect(read_only=True) as con:
+        assert_same(records(con, query), records(inline, query))

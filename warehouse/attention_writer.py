@@ -68,7 +68,9 @@ class AttentionWriter:
     Only the lower triangle (j <= i) is written: METRICS.md §3 makes the rest 0.
     """
 
-    def __init__(self, root: Path, rel_dir: Path, model: ModelInfo, rollout_id: str, n: int):
+    def __init__(self, root: Path, rel_dir: Path, model: ModelInfo, rollout_id: str, n: int,
+                 tags: list[list[str]] | None = None):
+        self.tags = None if tags is None else [list(t) for t in tags]
         self.root, self.rel_dir, self.model = root, rel_dir, model.name
         self.schema = attention_file_schema(model)
         self.rollout_id, self.n = rollout_id, n
@@ -79,6 +81,7 @@ class AttentionWriter:
         self.closed = False
         self.layers_written: list[int] = []
         self._kept: list[tuple[int, dict[str, np.ndarray]]] = []  # (layer, kept columns)
+        self._blocks: list[tuple[int, dict[str, np.ndarray]]] = []  # (layer, tag -> [head])
         self._rows, self._cols = np.tril_indices(n)
 
     def __enter__(self) -> AttentionWriter:
@@ -108,6 +111,8 @@ class AttentionWriter:
         }, schema=self.schema)
         self._writer.write_table(table, row_group_size=max(1, cells * HEADS_PER_ROW_GROUP))
         self._kept.append((layer, kept_scores.layer_scores(mats)))
+        if self.tags is not None:
+            self._blocks.append((layer, kept_scores.layer_blocks(mats, self.tags)))
         self.layers_written.append(layer)
 
     def kept_rows(self) -> pa.Table:
@@ -129,6 +134,20 @@ class AttentionWriter:
                 data[name] = pa.array(flat, mask=np.isnan(flat)).cast(schema.field(name).type)
             parts.append(pa.Table.from_pydict(data, schema=schema))
         return pa.concat_tables(parts) if parts else schema.empty_table()
+
+    def kept_block_rows(self, tags: list[list[str]]) -> pa.Table | None:
+        """The kept_tag_blocks rows for these tags, or None when the writer was given other
+        tags (or none): the commit then computes them in SQL."""
+        if self.tags is None or self.tags != [list(t) for t in tags]:
+            return None
+        rows: dict[str, list] = {name: [] for name in arrow_schema("kept_tag_blocks").names}
+        for layer, blocks in self._blocks:
+            for tag, sums in sorted(blocks.items()):
+                for head, total in enumerate(sums.tolist()):
+                    for name, value in zip(rows, (self.model, self.rollout_id, layer, head, tag,
+                                                  total), strict=True):
+                        rows[name].append(value)
+        return pa.Table.from_pydict(rows, schema=arrow_schema("kept_tag_blocks"))
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._writer is not None:

@@ -89,19 +89,33 @@ def link_for_reading(con, root: Path) -> None:
         con.execute(attention_view_sql(con, root, temporary=True))
 
 
-def keep_scores(con, model: str, rollout_id: str, rows=None) -> None:
-    """Replace the kept label-free scores of one (model, rollout): ``rows`` as the writer
-    computed them (an Arrow table), or, without, computed from the stored cells in SQL."""
+def keep_scores(con, model: str, rollout_id: str, rows=None, blocks=None) -> None:
+    """Replace the kept scores of one (model, rollout): ``rows`` (kept_scores) and
+    ``blocks`` (kept_tag_blocks) as the writer computed them (Arrow tables), or, for each
+    one not given, computed from the stored cells in SQL."""
     con.execute("delete from kept_scores where model = ? and rollout_id = ?", [model, rollout_id])
+    _insert_rows(con, "kept_scores", rows, model, rollout_id)
+    keep_blocks(con, model, rollout_id, blocks)
+
+
+def keep_blocks(con, model: str, rollout_id: str, blocks=None) -> None:
+    """Replace the kept target x target sums of one (model, rollout), e.g. after its tags
+    changed (``blocks`` as kept_score_rows, or computed in SQL)."""
+    con.execute("delete from kept_tag_blocks where model = ? and rollout_id = ?",
+                [model, rollout_id])
+    _insert_rows(con, "kept_tag_blocks", blocks, model, rollout_id)
+
+
+def _insert_rows(con, table: str, rows, model: str, rollout_id: str) -> None:
     if rows is not None:
         con.register("kept_rows_to_insert", rows)
         try:
-            con.execute("insert into kept_scores select * from kept_rows_to_insert")
+            con.execute(f"insert into {table} select * from kept_rows_to_insert")
         finally:
             con.unregister("kept_rows_to_insert")
         return
-    con.execute("insert into kept_scores select * from "
-                "kept_scores_of(only_model := ?::varchar, only_rollout := ?::varchar)",
+    con.execute(f"insert into {table} select * from "
+                f"{table}_of(only_model := ?::varchar, only_rollout := ?::varchar)",
                 [model, rollout_id])
 
 

@@ -41,6 +41,19 @@ def _column_means(scores: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np
         return np.where(count > 0, total / np.maximum(count, 1), np.nan), count
 
 
+def layer_blocks(mats: np.ndarray, tags: list[list[str]]) -> dict[str, np.ndarray]:
+    """Per tag of the rollout: TT, the sum of B[r, c] over analysed rows and columns that
+    both carry the tag (c <= r; the matrices are lower-triangular), one value per head."""
+    mats = np.tril(np.asarray(mats, dtype=np.float32)).astype(np.float64)
+    n = mats.shape[-1]
+    first = 1 if n >= 3 else 0
+    members: dict[str, list[int]] = {}
+    for idx in range(first, n - first):
+        for tag in set(tags[idx]) if idx < len(tags) else ():
+            members.setdefault(tag, []).append(idx)
+    return {tag: mats[:, idx][:, :, idx].sum(axis=(1, 2)) for tag, idx in members.items()}
+
+
 def layer_scores(mats: np.ndarray) -> dict[str, np.ndarray]:
     """Kept columns of one layer: each an [head, N] array indexed by original sentence idx
     (NaN where SQL has NULL: outside the analysed range, or no valid cell)."""

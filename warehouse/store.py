@@ -91,7 +91,7 @@ __all__ = [
     "WarehouseLockedError", "code_version", "crash_point", "model_slug", "remove_warehouse",
 ]
 # Tables holding rows of one (model, rollout) attention, besides its cells.
-_ATTENTION_ROW_TABLES = ("sentence_spans", "attention_runs", "kept_scores")
+_ATTENTION_ROW_TABLES = ("sentence_spans", "attention_runs", "kept_scores", "kept_tag_blocks")
 
 
 class WarehouseDamagedError(WarehouseError):
@@ -251,7 +251,8 @@ class Warehouse:
             written = [*files.values(), *(p for n, p in attention_files.items() if n != "attention")]
             try:
                 with self.connect(wait_s=wait_s) as con, transaction(con):
-                    old = self._commit(con, rid, files, drop_attention, attention, attention_files)
+                    old = self._commit(con, rid, files, drop_attention, attention,
+                                       attention_files, rollout.tags)
                     crash_point("duckdb_load")
             except WarehouseLockedError:
                 delete_files(self.dir, written)
@@ -264,7 +265,8 @@ class Warehouse:
         return "replaced" if row else "new"
 
     def _commit(self, con, rid: str, files: dict[str, Path], drop_attention: bool,
-                attention: PendingAttention | None, attention_files: dict[str, Path]) -> list[str]:
+                attention: PendingAttention | None, attention_files: dict[str, Path],
+                rollout_tags: list[list[str]]) -> list[str]:
         """The body of write_rollout's transaction; returns the files it made obsolete."""
         old: list[str] = []
         if files:
@@ -289,16 +291,28 @@ class Warehouse:
         if attention or (files and drop_attention):
             catalog.relink(con, self.dir)
         if attention:
-            catalog.keep_scores(con, attention.model.name, rid, attention.writer.kept_rows())
+            writer = attention.writer
+            catalog.keep_scores(con, attention.model.name, rid, writer.kept_rows(),
+                                writer.kept_block_rows(rollout_tags))
+        if files and not drop_attention:  # tags may have changed: other models' TT sums
+            for (model,) in con.execute("select model from attention_runs where rollout_id = ?",
+                                        [rid]).fetchall():
+                if not attention or model != attention.model.name:
+                    catalog.keep_blocks(con, model, rid)
         return old
 
     def attention_writer(
-        self, model: ModelInfo, rollout_id: str, n_sentences: int
+        self, model: ModelInfo, rollout_id: str, n_sentences: int,
+        tags: list[list[str]] | None = None,
     ) -> AttentionWriter:
-        """A writer that streams per-layer matrices to a not-yet-visible Parquet file."""
+        """A writer that streams per-layer matrices to a not-yet-visible Parquet file.
+
+        Given the rollout's ``tags``, it also computes the kept target x target sums as
+        the layers pass; without, the commit computes them from the stored cells (slower).
+        """
         self._ensure_catalog()
         rel_dir = Path(PARQUET_DIR, "attention", model_slug(model.name), rollout_id)
-        return AttentionWriter(self.dir, rel_dir, model, rollout_id, n_sentences)
+        return AttentionWriter(self.dir, rel_dir, model, rollout_id, n_sentences, tags)
 
     def write_attention(
         self,
@@ -315,7 +329,7 @@ class Warehouse:
         """
         pairs = list(enumerate(matrices) if isinstance(matrices, np.ndarray) else matrices)
         n = len(rollout.sentences)
-        with self.attention_writer(model, rollout.rollout_id, n) as writer:
+        with self.attention_writer(model, rollout.rollout_id, n, rollout.tags) as writer:
             for layer, mats in pairs:
                 writer.add_layer(layer, mats)
         if spans is None:

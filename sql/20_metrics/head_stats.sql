@@ -6,10 +6,11 @@
 -- Matrix means count every pair, the zeros above the diagonal included: the sum of the
 -- stored cells of a block divided by (rows in block) * (columns in block).
 -- With the ranking set of parameters (uses_kept_scores), rollouts whose attention is in
--- Parquet are served from kept_scores: vertical scores as kept, and the block sums from
--- the kept column and row sums plus the target x target block, the only cells read
--- (sum_in_va = Σ_{c∈T} column_sum - TT, sum_out_va = Σ_{r∈T} row_sum - TT,
--- sum_in_nonva = total - the three). Other cells are scored from scratch.
+-- Parquet are served from kept scores, without reading a cell: vertical scores as kept,
+-- and the block sums from the kept column and row sums and the kept target x target sum
+-- TT of the tag (kept_tag_blocks): sum_in_va = Σ_{c∈T} column_sum - TT,
+-- sum_out_va = Σ_{r∈T} row_sum - TT, sum_in_nonva = total - the three.
+-- Other cells are scored from scratch.
 --- model: model name
 --- rollout_id: rollout
 --- layer: layer index
@@ -55,70 +56,6 @@ with kept_heads as (
     group by kept.model, kept.rollout_id, kept.layer, kept.head
 ),
 
--- The sentences whose block is read: the targets, or the other sentences when targets
--- are the majority (then TT = (non-target block) - total + target row and column sums).
-block_sentences as (
-    select
-        analysed.rollout_id,
-        analysed.idx
-    from analysed_sentences(tag := tag, trim := trim) as analysed
-    where
-        analysed.is_target = (2 * analysed.n_va <= analysed.n_sentences)
-        and uses_kept_scores('ranking', proximity_ignore, control_depth, score_type, trim)
-),
-
--- TT: Σ B[r, c] over target rows r and target columns c <= r, the one tag-dependent sum.
--- The (rollout, i, j) pairs are few; a semi join on them filters the cells of the chosen
--- layers before any aggregation (a plain join lets the optimizer aggregate every cell).
-block_pairs as materialized (
-    select
-        block_row.rollout_id,
-        block_row.idx as i,
-        block_column.idx as j
-    from block_sentences as block_row
-    inner join block_sentences as block_column
-        on block_column.rollout_id = block_row.rollout_id
-        and block_column.idx <= block_row.idx
-),
-
-cell_blocks as (
-    select
-        cells.model,
-        cells.rollout_id,
-        cells.layer,
-        cells.head,
-        sum(cells.value::double) as block_sum
-    from attention_cells as cells
-    inner join selected_layers(layers := layers, all_layers := all_layers) as chosen
-        on chosen.model = cells.model
-        and chosen.layer = cells.layer
-    semi join block_pairs as pairs
-        on pairs.rollout_id = cells.rollout_id
-        and pairs.i = cells.i
-        and pairs.j = cells.j
-    group by cells.model, cells.rollout_id, cells.layer, cells.head
-),
-
-target_blocks as (
-    select
-        kept_heads.model,
-        kept_heads.rollout_id,
-        kept_heads.layer,
-        kept_heads.head,
-        case
-            when 2 * kept_heads.n_va <= kept_heads.n_sentences
-                then coalesce(blocks.block_sum, 0)
-            else coalesce(blocks.block_sum, 0) - kept_heads.total_sum
-                + kept_heads.target_row_sum + kept_heads.target_column_sum
-        end as sum_va_to_va
-    from kept_heads
-    left join cell_blocks as blocks
-        on blocks.model = kept_heads.model
-        and blocks.rollout_id = kept_heads.rollout_id
-        and blocks.layer = kept_heads.layer
-        and blocks.head = kept_heads.head
-),
-
 kept_sums as (
     select
         kept_heads.model,
@@ -129,13 +66,13 @@ kept_sums as (
         kept_heads.n_va,
         kept_heads.mean_va_vert,
         kept_heads.mean_nonva_vert,
-        kept_heads.target_column_sum - blocks.sum_va_to_va as sum_in_va,
+        kept_heads.target_column_sum - coalesce(blocks.sum_va_to_va, 0) as sum_in_va,
         kept_heads.total_sum - kept_heads.target_column_sum - kept_heads.target_row_sum
-        + blocks.sum_va_to_va as sum_in_nonva,
-        kept_heads.target_row_sum - blocks.sum_va_to_va as sum_out_va,
-        blocks.sum_va_to_va
+        + coalesce(blocks.sum_va_to_va, 0) as sum_in_nonva,
+        kept_heads.target_row_sum - coalesce(blocks.sum_va_to_va, 0) as sum_out_va,
+        coalesce(blocks.sum_va_to_va, 0) as sum_va_to_va
     from kept_heads
-    inner join target_blocks as blocks
+    left join tagged_kept_blocks(tag := tag, layers := layers, all_layers := all_layers) as blocks
         on blocks.model = kept_heads.model
         and blocks.rollout_id = kept_heads.rollout_id
         and blocks.layer = kept_heads.layer
