@@ -208,12 +208,13 @@ def _rewrite_file(con, root: Path, table: str, rollout_id: str, model: str | Non
 
 
 def _drop_attention(con, rollout_id: str, model: str) -> None:
-    for table in ("sentence_spans", "attention_runs", "kept_scores", "parquet_files"):
+    for table in ("sentence_spans", "attention_runs", "kept_scores", "kept_tag_blocks",
+                  "parquet_files"):
         con.execute(f"delete from {table} where rollout_id = ? and model = ?", [rollout_id, model])
 
 
 def _drop_rollout(con, rollout_id: str) -> None:
-    for table in (*ROLLOUT_TABLES, "sentence_spans", "attention_runs", "kept_scores",
+    for table in (*ROLLOUT_TABLES, "sentence_spans", "attention_runs", "kept_scores", "kept_tag_blocks",
                   "parquet_files"):
         con.execute(f"delete from {table} where rollout_id = ?", [rollout_id])
 
