@@ -16,37 +16,23 @@
 --- receiver_score: v_c of column idx (receiver set)
 create or replace macro kept_scores_of(only_model := null, only_rollout := null) as table
 with ranking as (
-    select
-        scores.model,
-        scores.rollout_id,
-        scores.layer,
-        scores.head,
-        scores.idx,
-        scores.vertical_score,
-        scores.n_valid_rows,
-        scores.sum_from_target_rows + scores.sum_from_other_rows as column_sum
+    select *
     from
         column_scores(
             tag := null, proximity_ignore := 4, control_depth := true, score_type := 'mean',
             trim := true, all_layers := true,
             only_model := only_model, only_rollout := only_rollout
-        ) as scores
+        )
 ),
 
 receiver as (
-    select
-        scores.model,
-        scores.rollout_id,
-        scores.layer,
-        scores.head,
-        scores.idx,
-        scores.vertical_score as receiver_score
+    select *
     from
         column_scores(
             tag := null, proximity_ignore := 4, control_depth := false, score_type := 'mean',
             trim := false, all_layers := true,
             only_model := only_model, only_rollout := only_rollout
-        ) as scores
+        )
 ),
 
 row_sums as (
@@ -73,22 +59,12 @@ select
     receiver.idx,
     ranking.vertical_score,
     ranking.n_valid_rows,
-    ranking.column_sum,
+    ranking.sum_from_target_rows + ranking.sum_from_other_rows as column_sum,
     row_sums.row_sum,
-    receiver.receiver_score
+    receiver.vertical_score as receiver_score
 from receiver
-left join ranking
-    on ranking.model = receiver.model
-    and ranking.rollout_id = receiver.rollout_id
-    and ranking.layer = receiver.layer
-    and ranking.head = receiver.head
-    and ranking.idx = receiver.idx
-left join row_sums
-    on row_sums.model = receiver.model
-    and row_sums.rollout_id = receiver.rollout_id
-    and row_sums.layer = receiver.layer
-    and row_sums.head = receiver.head
-    and row_sums.idx = receiver.idx;
+left join ranking using (model, rollout_id, layer, head, idx)
+left join row_sums using (model, rollout_id, layer, head, idx);
 
 create or replace view kept_scores_of as
 select * from kept_scores_of();
