@@ -5,12 +5,14 @@ in their own modules:
 - warehouse/records.py          what is stored about a rollout, model, run; errors; `now`
 - warehouse/tables.py           Arrow tables of the written rows (schemas from sql/00_tables)
 - warehouse/attention_writer.py the attention Parquet file, streamed layer by layer
+- warehouse/kept_scores.py      the kept label-free scores of each layer as it streams
 - warehouse/connection.py       DuckDB connections and the write lock
 - warehouse/catalog.py          manifest, attention view, kept scores, orphan sweep, damage
 - warehouse/files.py            atomic file writes and the warehouse's own file names
 - warehouse/crash.py            the kill points of the crash tests
 - warehouse/upgrade.py          in-place upgrade of a warehouse written by older code
 - warehouse/check.py            `check` and `repair`
+- warehouse/query.py            read-only queries returning Polars frames
 
 Layout of a warehouse directory::
 
