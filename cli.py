@@ -328,6 +328,68 @@ def status(warehouse_dir, lock_wait, debug):
     click.echo(format_status(warehouse_status(Warehouse(warehouse_dir), wait_s=lock_wait)))
 
 
+@main.command()
+@warehouse_option
+@lock_wait_option
+@debug_option
+@friendly_errors
+def check(warehouse_dir, lock_wait, debug):
+    """Verify every stored file and table against the catalog; one line per problem.
+
+    Compares each data file with the size, row count and checksum recorded when it was
+    written, and each table's rows with its file. Exit code 1 when anything is wrong.
+
+    \b
+    Example:
+      python cli.py check --warehouse warehouse/
+    """
+    from warehouse.check import check as check_warehouse
+    from warehouse.store import Warehouse
+
+    problems = check_warehouse(Warehouse(warehouse_dir, lock_wait_s=lock_wait))
+    for problem in problems:
+        click.echo(problem.line())
+    click.echo(f"{len(problems)} problems found" if problems else "warehouse ok")
+    if problems:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--from", "from_root", default=None, type=click.Path(),
+              help="Rollout root to reload rollouts lost in both copies from.")
+@warehouse_option
+@lock_wait_option
+@debug_option
+@friendly_errors
+def repair(from_root, warehouse_dir, lock_wait, debug):
+    """Rebuild what can be rebuilt; report what cannot. Never deletes a data file.
+
+    Rebuilds a lost or unreadable catalog from the data files, restores a table or a
+    small file from its intact twin, recomputes kept scores, drops lost attention so the
+    next ingest recomputes it; with --from ROOT, reloads lost rollouts from their source.
+    Also upgrades a warehouse written by older code and relinks a moved one.
+
+    \b
+    Example:
+      python cli.py repair --warehouse warehouse/ --from ../shared/data/rollouts
+    """
+    from warehouse.check import repair as repair_warehouse
+    from warehouse.store import Warehouse
+
+    warehouse = Warehouse(warehouse_dir, lock_wait_s=lock_wait)
+    report = repair_warehouse(warehouse)
+    for line in report.fixed:
+        click.echo(f"fixed: {line}")
+    for line in report.not_fixed:
+        click.echo(f"not fixed: {line}")
+    if from_root is not None and report.dropped_rollouts:
+        from ingest.pipeline import load as load_rollouts
+
+        _print_summary(load_rollouts([from_root], warehouse, keep_going=True))
+    click.echo("repair done" if not report.not_fixed else
+               f"repair done; {len(report.not_fixed)} problems left (see above)")
+
+
 @main.command("sql")
 @click.argument("query")
 @format_option
@@ -342,7 +404,7 @@ def sql_command(query, fmt, warehouse_dir, lock_wait, debug):
     Example:
       python cli.py sql "select * from best_heads where rollout_id like '%va_07'" --format csv
     """
-    from sql.query import run_query
+    from warehouse.query import run_query
     from warehouse.store import Warehouse
 
     print_frame(run_query(Warehouse(warehouse_dir), query, wait_s=lock_wait), fmt)
@@ -362,7 +424,7 @@ def rank(metric, model_filter, fmt, warehouse_dir, lock_wait, debug):
     Example:
       python cli.py rank --tag uncertainty_management --layers 1,2 --format csv
     """
-    from sql.query import macro_frame
+    from warehouse.query import macro_frame
     from warehouse.store import Warehouse
 
     frame = macro_frame(Warehouse(warehouse_dir), "rollout_ranking", metric, model=model_filter,
@@ -476,7 +538,7 @@ def demo(warehouse_dir, out, debug):
     from ingest.pipeline import ingest as run_ingest
     from ingest.tiny_model import write_tiny_qwen3
     from reports.build import build_report
-    from sql.query import macro_frame
+    from warehouse.query import macro_frame
     from warehouse.store import Warehouse
 
     model_dir = write_tiny_qwen3(DEMO_MODEL_DIR)

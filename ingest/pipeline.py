@@ -414,7 +414,8 @@ def _capture(loaded, rollout: Rollout, text: str, spans: list[CharSpan], fp: str
     tokens = token_spans(loaded.tokenizer, text, spans)
     input_ids = loaded.encode(text)
     n_tokens = int(input_ids.shape[-1])
-    writer = warehouse.attention_writer(loaded.info, rollout.rollout_id, len(rollout.sentences))
+    writer = warehouse.attention_writer(loaded.info, rollout.rollout_id, len(rollout.sentences),
+                                        [list(t) for t in rollout.tags])
 
     # Inner bar over layer x tokens: a long trace shows progress within the rollout.
     from tqdm import tqdm

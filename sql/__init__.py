@@ -26,3 +26,8 @@ def install(con) -> None:
     """
     for path in sql_files():
         con.execute(path.read_text(encoding="utf-8"))
+
+
+def table_files() -> list[Path]:
+    """The storage definitions (sql/00_tables), in installation order."""
+    return [path for path in sql_files() if path.parent.name == "00_tables"]

@@ -1,4 +1,8 @@
-"""Run queries and call the metric macros from Python, returning Polars frames."""
+"""Queries as values: the macro-call text with bound parameters, and a frame from a connection.
+
+Nothing here opens a warehouse: `warehouse.query` opens the connection and calls these,
+so the flow stays warehouse -> sql with no call back.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,12 @@ class QueryError(Exception):
     """A query against the warehouse failed."""
 
 
-def run_query(warehouse, query: str, params: list | None = None, *, wait_s: float = 30.0
-              ) -> pl.DataFrame:
-    """Run one query on a read-only connection."""
-    with warehouse.connect(read_only=True, wait_s=wait_s) as con:
-        try:
-            return pl.from_arrow(con.sql(query, params=params or None).to_arrow_table())
-        except duckdb.Error as exc:
-            raise QueryError(f"query failed: {exc}") from None
+def fetch_frame(con, query: str, params: list | None = None) -> pl.DataFrame:
+    """Run one query on an open connection and return its rows as a Polars frame."""
+    try:
+        return pl.from_arrow(con.sql(query, params=params or None).to_arrow_table())
+    except duckdb.Error as exc:
+        raise QueryError(f"query failed: {exc}") from None
 
 
 def macro_call(name: str, params: dict) -> tuple[str, list]:
@@ -31,12 +33,11 @@ def macro_call(name: str, params: dict) -> tuple[str, list]:
     return f"{name}({args})", list(params.values())
 
 
-def macro_frame(warehouse, name: str, params: dict, *, model: str | None = None,
-                wait_s: float = 30.0) -> pl.DataFrame:
-    """All rows of table macro ``name`` with the given parameters (defaults otherwise)."""
+def macro_query(name: str, params: dict, model: str | None = None) -> tuple[str, list]:
+    """``select * from name(...)``, optionally for one model, with its bound values."""
     call, values = macro_call(name, params)
     query = f"select * from {call}"
     if model is not None:
         query += " where model = ?"
         values.append(model)
-    return run_query(warehouse, query, values, wait_s=wait_s)
+    return query, values

@@ -84,7 +84,7 @@ def load(
     tag: str = TAG,
 ) -> None:
     """Replace the warehouse content by these rollouts (values stored as FLOAT)."""
-    for table in ("attention", "sentence_tags", "rollouts", "models"):
+    for table in ("attention_inline", "sentence_tags", "rollouts", "models"):
         con.execute(f"delete from {table}")
     insert_row(con, "models", {"model": model, "n_layers": n_layers, "n_heads": n_heads})
     cells = []
@@ -109,7 +109,7 @@ def load(
     if cells:
         columns = list(zip(*cells, strict=True))
         con.execute(
-            "insert into attention (model, rollout_id, layer, head, i, j, value) "
+            "insert into attention_inline (model, rollout_id, layer, head, i, j, value) "
             "select unnest($model), unnest($rollout), unnest($layer), unnest($head), "
             "unnest($i), unnest($j), unnest($value)",
             {

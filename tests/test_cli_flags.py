@@ -46,7 +46,7 @@ def test_attach_file_type_names_a_type_the_extension_does_not(tmp_path):
 
 def test_rank_trim_and_control_depth_flags_reach_the_macro(sample_attention_warehouse):
     """--no-trim / --no-control-depth (and their positive forms) are the macro's arguments."""
-    from sql.query import macro_frame
+    from warehouse.query import macro_frame
 
     warehouse = sample_attention_warehouse
 

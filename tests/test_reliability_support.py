@@ -24,7 +24,7 @@ TABLES = ("rollouts", "sentences", "sentence_tags", "models", "attention", "sent
 VOLATILE = {
     "rollouts": ("loaded_at",),
     "attention_runs": ("ingested_at", "duration_s", "parameters", "device", "code_version"),
-    "parquet_files": ("path",),
+    "parquet_files": ("path", "size_bytes", "sha256"),  # files hold write times
 }
 TAG = "verbalized_evaluation_awareness"
 

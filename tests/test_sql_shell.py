@@ -22,12 +22,12 @@ def shell_binary() -> str | None:
     return str(beside) if beside.exists() else None
 
 
-def run_shell(path: Path, query: str) -> list[dict]:
+def run_shell(path: Path, query: str, extra: list[str] | tuple = ()) -> list[dict]:
     binary = shell_binary()
     if binary is None:
         pytest.skip("duckdb shell not installed")
     done = subprocess.run(
-        [binary, "-readonly", "-json", str(path), "-c", query],
+        [binary, "-readonly", "-json", str(path), *extra, "-c", query],
         capture_output=True,
         text=True,
         timeout=60,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from warehouse.store import Warehouse, WarehouseError, utc_now
+from warehouse.records import WarehouseError, utc_now
+from warehouse.store import Warehouse
 
 RESERVED = {
     "rollouts", "sentences", "sentence_tags", "models", "attention", "sentence_spans",

@@ -6,7 +6,8 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from warehouse.store import Warehouse, code_version, utc_now
+from warehouse.records import utc_now
+from warehouse.store import Warehouse, code_version
 
 
 @dataclass

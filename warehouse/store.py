@@ -1,4 +1,18 @@
-"""The warehouse on disk: a Parquet store (durable) and one DuckDB file (query engine).
+"""The warehouse on disk: Parquet files (the durable data) and one DuckDB file (catalog,
+query engine, kept scores). `Warehouse` owns the write transaction; the other jobs live
+in their own modules:
+
+- warehouse/records.py          what is stored about a rollout, model, run; errors; `utc_now`
+- warehouse/tables.py           Arrow tables of the written rows (schemas from sql/00_tables)
+- warehouse/attention_writer.py the attention Parquet file, streamed layer by layer
+- warehouse/kept_scores.py      the kept label-free scores of each layer as it streams
+- warehouse/connection.py       DuckDB connections and the write lock
+- warehouse/catalog.py          manifest, attention view, kept scores, orphan sweep, damage
+- warehouse/files.py            atomic file writes and the warehouse's own file names
+- warehouse/crash.py            the kill points of the crash tests
+- warehouse/upgrade.py          in-place upgrade of a warehouse written by older code
+- warehouse/check.py            `check` and `repair`
+- warehouse/query.py            read-only queries returning Polars frames
 
 Layout of a warehouse directory::
 
@@ -7,162 +21,83 @@ Layout of a warehouse directory::
     parquet/attention/<model>/<rollout_id>/{attention,sentence_spans,attention_runs}-<version>.parquet
     write.lock                      held by the one process allowed to write
 
+The attention cells exist once, in the attention file (read in place through the
+``attention_parquet`` view); the small per-rollout tables are in both the Parquet files
+and DuckDB tables, so the catalog can be rebuilt from the files (`cli.py repair`).
+
 Writing one rollout (or one rollout's attention for a model) is atomic:
 
 1. every Parquet file is written under a temporary name and renamed into place;
 2. one DuckDB transaction deletes the rollout's old rows, inserts the new ones from
-   those files and points the ``parquet_files`` manifest at them;
+   those files, points the ``parquet_files`` manifest and the ``attention_parquet`` view
+   at them and computes the rollout's kept scores from its new cells;
 3. only then are the old files deleted.
 
 A crash before step 2 commits leaves new files that no manifest row names: the next
 writer deletes them. A crash after it leaves old files that no manifest row names:
-likewise. The DuckDB transaction is the single commit point, so no reader ever sees
-a rollout half-written or twice.
-
-Locking (the README's "Locking model"): ``write.lock`` (an flock, released by the
-kernel when its holder dies) admits one writing command at a time. The DuckDB file is
-opened only for short connections, never across a model pass: a writer opens it per
-commit, readers whenever they like. DuckDB itself lets one process open the file
-read-write, or any number read-only; whoever finds it taken retries for
-``lock_wait_s`` and then raises WarehouseLockedError naming the holder's PID.
+likewise. Only the warehouse's own file names are ever deleted, and only while its
+catalog is readable. The DuckDB transaction is the single commit point, so no reader
+ever sees a rollout half-written or twice.
 
 While a command holds the write lock, the stored hashes and fingerprints are read once
 (`attention_fingerprint` and `write_rollout`'s change check use that snapshot) and kept
 current by its own commits: no other process may write meanwhile.
-
-Test hook: `crash_point` kills the process at named points when the environment
-variable VA_WAREHOUSE_CRASH_AT names one (tests/test_reliability_crash.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import fcntl
-import hashlib
 import json
 import os
-import re
 import shutil
-import signal
-import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 import sql
+from warehouse import catalog, upgrade
+from warehouse.attention_writer import AttentionWriter, PendingAttention
+from warehouse.catalog import PARQUET_DIR
+from warehouse.connection import (
+    DB_FILE,
+    DEFAULT_LOCK_WAIT_S,
+    LOCK_FILE,
+    STORAGE_VERSION,
+    open_with_retry,
+    transaction,
+    write_lock,
+)
+from warehouse.crash import CRASH_ENV, CRASH_POINTS, CRASH_SIGNAL_ENV, crash_point
+from warehouse.files import delete_files, new_version, write_parquet
+from warehouse.records import (
+    AttentionRun,
+    ModelInfo,
+    RolloutRecord,
+    SentenceSpan,
+    WarehouseError,
+    WarehouseLockedError,
+    code_version,
+    model_slug,
+)
+from warehouse.tables import ATTENTION_TABLES, ROLLOUT_TABLES, rollout_tables, run_table, spans_table
 
-DB_FILE = "va.duckdb"
-LOCK_FILE = "write.lock"
-PARQUET_DIR = "parquet"
-# DuckDB 2.x writes storage the 1.5 shell (duckdb-cli) cannot read unless told to
-# stay compatible; the shell is how users query the warehouse without Python.
-STORAGE_VERSION = "v1.5.0"
-DEFAULT_LOCK_WAIT_S = 30.0
-CRASH_ENV = "VA_WAREHOUSE_CRASH_AT"
-CRASH_SIGNAL_ENV = "VA_WAREHOUSE_CRASH_SIGNAL"
-CRASH_POINTS = ("model_pass", "parquet_write", "duckdb_load", "committed")
-
-ROLLOUT_TABLES = ("rollouts", "sentences", "sentence_tags")
-ATTENTION_TABLES = ("attention", "sentence_spans", "attention_runs")
-
-
-class WarehouseError(Exception):
-    """The warehouse cannot be opened, read or written as asked."""
-
-
-class WarehouseLockedError(WarehouseError):
-    """Another process holds the warehouse and did not let go in time."""
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the attention rows of one model need to say about it."""
-
-    name: str
-    n_layers: int
-    n_heads: int
-    source: str | None = None
-    revision: str | None = None
-    n_kv_heads: int | None = None
-    head_dim: int | None = None
-    config: dict | None = None
-
-
-@dataclass(frozen=True)
-class RolloutRecord:
-    """One rollout as the warehouse stores it (rows of rollouts, sentences, sentence_tags)."""
-
-    rollout_id: str
-    rollout_name: str
-    root: str
-    source_path: str
-    sentences: list[str]
-    char_spans: list[tuple[int, int]]  # of each sentence in the 'chunks' text
-    tags: list[list[str]]  # tags[k] = the tags of sentence k
-    sentence_source: str
-    text_hash: str
-    metadata: dict
-    warnings: list[str]
-    problem_id: str | None = None
-    solution_folder: str | None = None
-    is_correct: bool | None = None
-
-    @property
-    def content_hash(self) -> str:
-        """Changes whenever anything stored about the rollout would change."""
-        payload = [self.rollout_name, self.root, self.source_path, self.sentences,
-                   self.char_spans, self.tags, self.sentence_source, self.metadata,
-                   self.warnings, self.problem_id, self.solution_folder, self.is_correct]
-        blob = json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+# Old names, kept for the modules and tests that import them from here.
+_rollout_tables = rollout_tables
+_transaction = transaction
+__all__ = [
+    "ATTENTION_TABLES", "CRASH_ENV", "CRASH_POINTS", "CRASH_SIGNAL_ENV", "DB_FILE",
+    "DEFAULT_LOCK_WAIT_S", "LOCK_FILE", "PARQUET_DIR", "ROLLOUT_TABLES", "STORAGE_VERSION",
+    "AttentionRun", "AttentionWriter", "ModelInfo", "PendingAttention", "RolloutRecord",
+    "SentenceSpan", "Warehouse", "WarehouseDamagedError", "WarehouseError",
+    "WarehouseLockedError", "code_version", "crash_point", "model_slug", "remove_warehouse",
+]
+# Tables holding rows of one (model, rollout) attention, besides its cells.
+_ATTENTION_ROW_TABLES = ("sentence_spans", "attention_runs", "kept_scores", "kept_tag_blocks")
 
 
-@dataclass(frozen=True)
-class SentenceSpan:
-    char_start: int | None
-    char_end: int | None
-    token_start: int
-    token_end: int
-    match: str
-
-
-@dataclass(frozen=True)
-class AttentionRun:
-    """How one rollout's attention was produced (the attention_runs row)."""
-
-    fingerprint: str
-    text_source: str
-    dtype: str
-    n_tokens: int
-    device: str | None = None
-    query_block: int | None = None
-    duration_s: float | None = None
-    parameters: dict | None = None
-    code_version: str | None = None
-
-
-def code_version() -> str:
-    """The git commit of this checkout, or the package version outside git."""
-    head = Path(__file__).resolve().parent.parent / ".git"
-    try:
-        ref = (head / "HEAD").read_text().strip()
-        if ref.startswith("ref: "):
-            ref = (head / ref[5:]).read_text().strip()
-        return ref[:12]
-    except OSError:
-        return "0.1.0"
-
-
-def model_slug(model: str) -> str:
-    """A directory name for a model name (Hub ids hold '/')."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "--", model)
+class WarehouseDamagedError(WarehouseError):
+    """A stored file is missing or damaged (`cli.py check` lists every problem)."""
 
 
 class Warehouse:
@@ -187,75 +122,95 @@ class Warehouse:
     def exists(self) -> bool:
         return self.db_path.exists()
 
+    def _no_catalog_message(self) -> str | None:
+        """Why this directory must not be written as a new warehouse, if it must not."""
+        if self.exists() or not catalog.own_data_files(self.dir):
+            return None
+        return (f"warehouse {self.dir} holds data files but no catalog ({DB_FILE}); "
+                "run `cli.py repair` to rebuild it from them (nothing was changed)")
+
+    def _ensure_catalog(self) -> None:
+        """Create the DuckDB file before the first data file of a new warehouse is written,
+        so that data files without a catalog always mean a lost catalog, never a new one."""
+        if not self.exists():
+            with self.connect():
+                pass
+
     @contextlib.contextmanager
-    def connect(self, *, read_only: bool = False, wait_s: float | None = None):
+    def connect(self, *, read_only: bool = False, wait_s: float | None = None,
+                verify: bool = True):
         """A DuckDB connection; waits up to wait_s (default lock_wait_s) for another process's lock.
 
-        The first read-write connection creates the warehouse if needed and (re)installs
-        every view and macro, so a newer checkout's SQL reaches an older file.
+        The first read-write connection creates the warehouse if needed, upgrades one
+        written by older code, and (re)installs every view and macro, so a newer
+        checkout's SQL reaches an older file. A read-only connection first checks that
+        every listed file is present with its recorded size (WarehouseDamagedError names
+        the rollout; ``verify=False`` skips this, for check and repair).
         """
         if read_only and not self.exists():
-            raise WarehouseError(
+            hint = self._no_catalog_message()
+            raise WarehouseError(hint or (
                 f"no warehouse at {self.dir} (no {DB_FILE}); "
                 "run `cli.py ingest` or `cli.py load` first"
-            )
+            ))
         if not read_only:
+            if message := self._no_catalog_message():
+                raise WarehouseError(message)
             self.dir.mkdir(parents=True, exist_ok=True)
-        con = self._open_with_retry(read_only, self.lock_wait_s if wait_s is None else wait_s)
+        con = open_with_retry(self.db_path, read_only, self.lock_wait_s if wait_s is None else wait_s)
         try:
-            if not read_only and not self._installed:
-                with _transaction(con):  # all objects or none; one commit is also faster
-                    sql.install(con)
+            if read_only:
+                if not upgrade.needs_upgrade(con):
+                    catalog.link_for_reading(con, self.dir)
+                if verify:
+                    self._refuse_damaged(con)
+            elif not self._installed:
+                if upgrade.needs_upgrade(con):
+                    upgrade.upgrade(con, self.dir)
+                else:
+                    with transaction(con):  # all objects or none; one commit is also faster
+                        for path in sql.table_files():
+                            con.execute(path.read_text(encoding="utf-8"))
+                        catalog.relink(con, self.dir)  # this directory's files, before views bind
+                        sql.install(con)
                 self._installed = True
             yield con
         finally:
             con.close()
 
-    def _open_with_retry(self, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
-        config = {} if read_only else {"storage_compatibility_version": STORAGE_VERSION}
-        deadline = time.monotonic() + wait_s
-        delay = 0.05
-        while True:
-            try:
-                return duckdb.connect(str(self.db_path), read_only=read_only, config=config)
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower():
-                    raise WarehouseError(f"cannot open {self.db_path}: {exc}") from None
-                if time.monotonic() >= deadline:
-                    raise WarehouseLockedError(_lock_message(self.db_path, exc, wait_s)) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+    def shell_args(self) -> list[str]:
+        """Arguments for the duckdb 1.5 shell (``duckdb <args>``) reading this warehouse.
+
+        The attention view names its files by absolute path, so the shell reads them from
+        any working directory; when the directory was moved since the last write, a ``-cmd``
+        first defines a temporary view over the files where they are now.
+        """
+        args = ["-readonly", str(self.db_path)]
+        with self.connect(read_only=True) as con:
+            if catalog.linked_root(con) not in (None, str(self.dir)):
+                args += ["-cmd", catalog.attention_view_sql(con, self.dir, temporary=True)]
+        return args
+
+    def _refuse_damaged(self, con) -> None:
+        if not con.execute("select count(*) from duckdb_columns() where table_name = "
+                           "'parquet_files' and column_name = 'size_bytes'").fetchone()[0]:
+            return  # written by older code: no sizes recorded yet
+        problems = catalog.damaged_files(con, self.dir)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise WarehouseDamagedError(
+                f"damaged warehouse: {problems[0].line()}{more}; run `cli.py check` for the "
+                "list and `cli.py repair` to fix what can be fixed")
 
     @contextlib.contextmanager
     def write_lock(self, *, wait_s: float | None = None) -> Iterator[None]:
         """Held for a whole writing command: one writer at a time touches parquet/."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.dir / LOCK_FILE
-        handle = open(path, "a+")
-        deadline = time.monotonic() + (self.lock_wait_s if wait_s is None else wait_s)
-        try:
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        handle.seek(0)
-                        holder = handle.read().strip() or "another process"
-                        raise WarehouseLockedError(
-                            f"warehouse {self.dir} is being written by {holder}; wait for it "
-                            "to finish (or stop it), then run the command again"
-                        ) from None
-                    time.sleep(0.2)
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()} since {utc_now().isoformat(timespec='seconds')}\n")
-            handle.flush()
-            self._take_over()
-            yield
-        finally:
-            self._stored = self._fingerprints = None
-            handle.close()  # closing releases the flock
+        with write_lock(self.dir, self.lock_wait_s if wait_s is None else wait_s):
+            try:
+                self._take_over()
+                yield
+            finally:
+                self._stored = self._fingerprints = None
 
     # --- writing -------------------------------------------------------------------------
 
@@ -274,6 +229,8 @@ class Warehouse:
         next writer removes it if none comes) and this call's other files are deleted.
         """
         rid = rollout.rollout_id
+        if self._stored is None:
+            self._ensure_catalog()
         if self._stored is not None:
             row = self._stored.get(rid)
         else:
@@ -285,9 +242,9 @@ class Warehouse:
         drop_attention = row is not None and row[0] != rollout.text_hash
         files: dict[str, Path] = {}
         if rollout_changed:
-            version = _version()
+            version = new_version()
             rel_dir = Path(PARQUET_DIR, "rollouts", rid)
-            for name, table in _rollout_tables(rollout).items():
+            for name, table in rollout_tables(rollout).items():
                 files[name] = self._write_parquet(rel_dir / f"{name}-{version}.parquet", table)
         attention_files = self._attention_files(rid, attention) if attention else {}
 
@@ -295,46 +252,69 @@ class Warehouse:
             # this call's small files; the attention file stays for a retry of the commit
             written = [*files.values(), *(p for n, p in attention_files.items() if n != "attention")]
             try:
-                with self.connect(wait_s=wait_s) as con, _transaction(con):
-                    old: list[str] = []
-                    if rollout_changed:
-                        old += self._manifest(con, rid, "*" if drop_attention else None)
-                        tables = list(files) + (list(ATTENTION_TABLES) if drop_attention else [])
-                        for name in tables:
-                            con.execute(f"delete from {name} where rollout_id = ?", [rid])
-                        self._insert(con, files)
-                        scope = "" if drop_attention else " and model is null"
-                        con.execute(f"delete from parquet_files where rollout_id = ?{scope}", [rid])
-                        self._record(con, rid, None, files)
-                    if attention:
-                        model = attention.model.name
-                        self._upsert_model(con, attention.model)
-                        if not drop_attention:
-                            old += self._manifest(con, rid, model)
-                        for name in attention_files:
-                            con.execute(f"delete from {name} where model = ? and rollout_id = ?",
-                                        [model, rid])
-                        self._insert(con, attention_files)
-                        con.execute("delete from parquet_files where rollout_id = ? and model = ?",
-                                    [rid, model])
-                        self._record(con, rid, model, attention_files)
+                with self.connect(wait_s=wait_s) as con, transaction(con):
+                    old = self._commit(con, rid, files, drop_attention, attention,
+                                       attention_files, rollout.tags)
                     crash_point("duckdb_load")
             except WarehouseLockedError:
-                self._delete_files(written)
+                delete_files(self.dir, written)
                 raise
             crash_point("committed")
             self._remember(rollout, drop_attention, attention)
-            self._delete_files(old)
+            delete_files(self.dir, old)
         if not rollout_changed:
             return "unchanged"
         return "replaced" if row else "new"
 
+    def _commit(self, con, rid: str, files: dict[str, Path], drop_attention: bool,
+                attention: PendingAttention | None, attention_files: dict[str, Path],
+                rollout_tags: list[list[str]]) -> list[str]:
+        """The body of write_rollout's transaction; returns the files it made obsolete."""
+        old: list[str] = []
+        if files:
+            old += catalog.manifest_paths(con, rid, "*" if drop_attention else None)
+            tables = list(files) + (list(_ATTENTION_ROW_TABLES) if drop_attention else [])
+            for name in tables:
+                con.execute(f"delete from {name} where rollout_id = ?", [rid])
+            self._insert(con, files)
+            scope = "" if drop_attention else " and model is null"
+            con.execute(f"delete from parquet_files where rollout_id = ?{scope}", [rid])
+            catalog.record_files(con, self.dir, rid, None, files)
+        if attention:
+            model = attention.model.name
+            self._upsert_model(con, attention.model)
+            if not drop_attention:
+                old += catalog.manifest_paths(con, rid, model)
+            for name in _ATTENTION_ROW_TABLES:
+                con.execute(f"delete from {name} where model = ? and rollout_id = ?", [model, rid])
+            self._insert(con, {n: p for n, p in attention_files.items() if n != "attention"})
+            con.execute("delete from parquet_files where rollout_id = ? and model = ?", [rid, model])
+            catalog.record_files(con, self.dir, rid, model, attention_files)
+        if attention or (files and drop_attention):
+            catalog.relink(con, self.dir)
+        if attention:
+            writer = attention.writer
+            catalog.keep_scores(con, attention.model.name, rid, writer.kept_rows(),
+                                writer.kept_block_rows(rollout_tags))
+        if files and not drop_attention:  # tags may have changed: other models' TT sums
+            for (model,) in con.execute("select model from attention_runs where rollout_id = ?",
+                                        [rid]).fetchall():
+                if not attention or model != attention.model.name:
+                    catalog.keep_blocks(con, model, rid)
+        return old
+
     def attention_writer(
-        self, model: ModelInfo, rollout_id: str, n_sentences: int
+        self, model: ModelInfo, rollout_id: str, n_sentences: int,
+        tags: list[list[str]] | None = None,
     ) -> AttentionWriter:
-        """A writer that streams per-layer matrices to a not-yet-visible Parquet file."""
+        """A writer that streams per-layer matrices to a not-yet-visible Parquet file.
+
+        Given the rollout's ``tags``, it also computes the kept target x target sums as
+        the layers pass; without, the commit computes them from the stored cells (slower).
+        """
+        self._ensure_catalog()
         rel_dir = Path(PARQUET_DIR, "attention", model_slug(model.name), rollout_id)
-        return AttentionWriter(self.dir, rel_dir, model.name, rollout_id, n_sentences)
+        return AttentionWriter(self.dir, rel_dir, model, rollout_id, n_sentences, tags)
 
     def write_attention(
         self,
@@ -351,7 +331,7 @@ class Warehouse:
         """
         pairs = list(enumerate(matrices) if isinstance(matrices, np.ndarray) else matrices)
         n = len(rollout.sentences)
-        with self.attention_writer(model, rollout.rollout_id, n) as writer:
+        with self.attention_writer(model, rollout.rollout_id, n, rollout.tags) as writer:
             for layer, mats in pairs:
                 writer.add_layer(layer, mats)
         if spans is None:
@@ -372,11 +352,11 @@ class Warehouse:
             "attention": written.rel_path,
             "sentence_spans": self._write_parquet(
                 written.rel_dir / f"sentence_spans-{written.version}.parquet",
-                _spans_table(model, rollout_id, run.text_source, attention.spans),
+                spans_table(model, rollout_id, run.text_source, attention.spans),
             ),
             "attention_runs": self._write_parquet(
                 written.rel_dir / f"attention_runs-{written.version}.parquet",
-                _run_table(model, rollout_id, run),
+                run_table(model, rollout_id, run),
             ),
         }
 
@@ -384,13 +364,6 @@ class Warehouse:
         for name, rel in files.items():
             con.execute(f"insert into {name} by name select * from read_parquet(?)",
                         [str(self.dir / rel)])
-
-    @staticmethod
-    def _record(con, rollout_id: str, model: str | None, files: dict[str, Path]) -> None:
-        con.executemany(
-            "insert into parquet_files values (?, ?, ?, ?)",
-            [[name, rollout_id, model, rel.as_posix()] for name, rel in files.items()],
-        )
 
     # --- reading -------------------------------------------------------------------------
 
@@ -400,7 +373,7 @@ class Warehouse:
             return self._fingerprints.get((model, rollout_id))
         if not self.exists():
             return None
-        with self.connect(read_only=True) as con:
+        with self.connect(read_only=True, verify=False) as con:
             row = con.execute(
                 "select fingerprint from attention_runs where model = ? and rollout_id = ?",
                 [model, rollout_id],
@@ -409,13 +382,8 @@ class Warehouse:
 
     # --- internals -----------------------------------------------------------------------
 
-    def _write_parquet(self, rel: Path, table: pa.Table) -> Path:
-        final = self.dir / rel
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(final.name + ".tmp")
-        pq.write_table(table, tmp)
-        crash_point("parquet_write")
-        _fsync_rename(tmp, final)
+    def _write_parquet(self, rel: Path, table) -> Path:
+        write_parquet(self.dir / rel, table, before_rename=lambda: crash_point("parquet_write"))
         return rel
 
     @staticmethod
@@ -427,37 +395,18 @@ class Warehouse:
              model.n_kv_heads, model.head_dim, json.dumps(model.config or {})],
         )
 
-    @staticmethod
-    def _manifest(con, rollout_id: str, model: str | None) -> list[str]:
-        if model == "*":
-            query, args = "select path from parquet_files where rollout_id = ?", [rollout_id]
-        elif model is None:
-            query = "select path from parquet_files where rollout_id = ? and model is null"
-            args = [rollout_id]
-        else:
-            query = "select path from parquet_files where rollout_id = ? and model = ?"
-            args = [rollout_id, model]
-        return [row[0] for row in con.execute(query, args).fetchall()]
-
-    def _delete_files(self, rel_paths: list[str]) -> None:
-        for rel in rel_paths:
-            with contextlib.suppress(FileNotFoundError):
-                (self.dir / rel).unlink()
-
     def _take_over(self) -> None:
         """On taking the write lock: read the snapshot and remove orphans, in one connection."""
-        keep: set[str] = set()
         self._stored, self._fingerprints = {}, {}
-        if self.exists():
-            with self.connect() as con:
-                keep = {row[0] for row in con.execute("select path from parquet_files").fetchall()}
-                for rid, text_hash, content_hash in con.execute(
-                        "select rollout_id, text_hash, content_hash from rollouts").fetchall():
-                    self._stored[rid] = (text_hash, content_hash)
-                for model, rid, fp in con.execute(
-                        "select model, rollout_id, fingerprint from attention_runs").fetchall():
-                    self._fingerprints[(model, rid)] = fp
-        self._remove_orphans(keep)
+        with self.connect() as con:  # creates the catalog of a new warehouse
+            keep = catalog.listed_paths(con)
+            for rid, text_hash, content_hash in con.execute(
+                    "select rollout_id, text_hash, content_hash from rollouts").fetchall():
+                self._stored[rid] = (text_hash, content_hash)
+            for model, rid, fp in con.execute(
+                    "select model, rollout_id, fingerprint from attention_runs").fetchall():
+                self._fingerprints[(model, rid)] = fp
+        catalog.sweep_orphans(self.dir, keep)
 
     def _remember(self, rollout: RolloutRecord, drop_attention: bool,
                   attention: PendingAttention | None) -> None:
@@ -471,235 +420,6 @@ class Warehouse:
                 del self._fingerprints[key]
         if attention is not None:
             self._fingerprints[(attention.model.name, rid)] = attention.run.fingerprint
-
-    def _remove_orphans(self, keep: set[str] | None = None) -> None:
-        """Delete Parquet files no manifest row names: leftovers of an interrupted write."""
-        root = self.dir / PARQUET_DIR
-        if not root.exists():
-            return
-        if keep is None:
-            keep = set()
-            if self.exists():
-                with self.connect() as con:
-                    keep = {row[0] for row in con.execute("select path from parquet_files").fetchall()}
-        for path in root.rglob("*"):
-            if path.is_file() and path.relative_to(self.dir).as_posix() not in keep:
-                path.unlink()
-        for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-            if path.is_dir() and not any(path.iterdir()):
-                path.rmdir()
-
-
-@dataclass(frozen=True)
-class PendingAttention:
-    """One model's attention for a rollout, written to Parquet but not yet visible."""
-
-    model: ModelInfo
-    writer: AttentionWriter
-    spans: list[SentenceSpan]
-    run: AttentionRun
-
-
-class AttentionWriter:
-    """Streams one rollout's attention, layer by layer, into a not-yet-visible Parquet file.
-
-    Only the lower triangle (j <= i) is written: METRICS.md §3 makes the rest 0.
-    """
-
-    SCHEMA = pa.schema([
-        ("model", pa.dictionary(pa.int32(), pa.string())),
-        ("rollout_id", pa.dictionary(pa.int32(), pa.string())), ("layer", pa.int16()),
-        ("head", pa.int16()), ("i", pa.int32()), ("j", pa.int32()), ("value", pa.float32()),
-    ])
-
-    def __init__(self, root: Path, rel_dir: Path, model: str, rollout_id: str, n: int):
-        self.root, self.rel_dir, self.model = root, rel_dir, model
-        self.rollout_id, self.n = rollout_id, n
-        self.version = _version()
-        self.rel_path = rel_dir / f"attention-{self.version}.parquet"
-        self._tmp = root / rel_dir / f"attention-{self.version}.parquet.tmp"
-        self._writer: pq.ParquetWriter | None = None
-        self.closed = False
-        self.layers_written: list[int] = []
-        self._rows, self._cols = np.tril_indices(n)
-
-    def __enter__(self) -> AttentionWriter:
-        self._tmp.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = pq.ParquetWriter(self._tmp, self.SCHEMA)
-        return self
-
-    def add_layer(self, layer: int, mats: np.ndarray) -> None:
-        """Append one layer: ``mats`` is [head, i, j] float32 sentence attention."""
-        mats = np.asarray(mats, dtype=np.float32)
-        if mats.ndim != 3 or mats.shape[1:] != (self.n, self.n):
-            raise WarehouseError(
-                f"rollout '{self.rollout_id}': layer {layer} matrices have shape {mats.shape}, "
-                f"expected (heads, {self.n}, {self.n})"
-            )
-        n_heads, cells = mats.shape[0], len(self._rows)
-        values = mats[:, self._rows, self._cols].reshape(-1)  # [head * cells]
-        constant = np.zeros(n_heads * cells, np.int32)  # dictionary-encoded constant columns
-        table = pa.table({
-            "model": pa.DictionaryArray.from_arrays(constant, [self.model]),
-            "rollout_id": pa.DictionaryArray.from_arrays(constant, [self.rollout_id]),
-            "layer": np.full(n_heads * cells, layer, np.int16),
-            "head": np.repeat(np.arange(n_heads, dtype=np.int16), cells),
-            "i": np.tile(self._rows.astype(np.int32), n_heads),
-            "j": np.tile(self._cols.astype(np.int32), n_heads),
-            "value": values,
-        })
-        self._writer.write_table(table)
-        self.layers_written.append(layer)
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        if exc_type is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self._tmp.unlink()
-            return
-        _fsync_rename(self._tmp, self.root / self.rel_path)
-        self.closed = True
-
-
-# --- table builders ----------------------------------------------------------------------
-
-
-def _rollout_tables(rollout: RolloutRecord) -> dict[str, pa.Table]:
-    n = len(rollout.sentences)
-    rollout_row = pa.table({
-        "rollout_id": [rollout.rollout_id],
-        "rollout_name": [rollout.rollout_name],
-        "root": [rollout.root],
-        "source_path": [rollout.source_path],
-        "problem_id": [rollout.problem_id],
-        "solution_folder": [rollout.solution_folder],
-        "is_correct": pa.array([rollout.is_correct], pa.bool_()),
-        "path_parts": [rollout.rollout_id.split("/")],
-        "n_sentences": pa.array([n], pa.int32()),
-        "sentence_source": [rollout.sentence_source],
-        "text_hash": [rollout.text_hash],
-        "content_hash": [rollout.content_hash],
-        "metadata": [json.dumps(rollout.metadata, ensure_ascii=False)],
-        "warnings": pa.array([list(rollout.warnings)], pa.list_(pa.string())),
-        "loaded_at": pa.array([utc_now()], pa.timestamp("us")),
-    })
-    sentences = pa.table({
-        "rollout_id": [rollout.rollout_id] * n,
-        "idx": pa.array(range(n), pa.int32()),
-        "text": list(rollout.sentences),
-        "char_start": pa.array([start for start, _ in rollout.char_spans], pa.int32()),
-        "char_end": pa.array([end for _, end in rollout.char_spans], pa.int32()),
-    })
-    tag_rows = [(k, tag) for k, tags in enumerate(rollout.tags) for tag in tags]
-    tags = pa.table({
-        "rollout_id": pa.array([rollout.rollout_id] * len(tag_rows), pa.string()),
-        "idx": pa.array([k for k, _ in tag_rows], pa.int32()),
-        "tag": pa.array([t for _, t in tag_rows], pa.string()),
-    })
-    return {"rollouts": rollout_row, "sentences": sentences, "sentence_tags": tags}
-
-
-def _spans_table(
-    model: str, rollout_id: str, text_source: str, spans: list[SentenceSpan]
-) -> pa.Table:
-    n = len(spans)
-    return pa.table({
-        "model": [model] * n,
-        "rollout_id": [rollout_id] * n,
-        "idx": pa.array(range(n), pa.int32()),
-        "text_source": [text_source] * n,
-        "char_start": pa.array([s.char_start for s in spans], pa.int32()),
-        "char_end": pa.array([s.char_end for s in spans], pa.int32()),
-        "token_start": pa.array([s.token_start for s in spans], pa.int32()),
-        "token_end": pa.array([s.token_end for s in spans], pa.int32()),
-        "match": [s.match for s in spans],
-    })
-
-
-def _run_table(model: str, rollout_id: str, run: AttentionRun) -> pa.Table:
-    return pa.table({
-        "model": [model],
-        "rollout_id": [rollout_id],
-        "fingerprint": [run.fingerprint],
-        "text_source": [run.text_source],
-        "dtype": [run.dtype],
-        "device": [run.device],
-        "n_tokens": pa.array([run.n_tokens], pa.int32()),
-        "query_block": pa.array([run.query_block], pa.int32()),
-        "duration_s": pa.array([run.duration_s], pa.float64()),
-        "parameters": [json.dumps(run.parameters or {})],
-        "code_version": [run.code_version or code_version()],
-        "ingested_at": pa.array([utc_now()], pa.timestamp("us")),
-    })
-
-
-# --- helpers -----------------------------------------------------------------------------
-
-
-def utc_now() -> dt.datetime:
-    """Now in UTC, naive: DuckDB's `timestamp` columns hold UTC without a zone."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def _version() -> str:
-    """Sortable and unique: nanosecond time, then random bits."""
-    return f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
-
-
-def crash_point(name: str) -> None:
-    """Test hook: kill this process here when VA_WAREHOUSE_CRASH_AT names this point.
-
-    ``VA_WAREHOUSE_CRASH_AT=<point>[@<n>]`` fires on the n-th time (default: first) the
-    point is reached; VA_WAREHOUSE_CRASH_SIGNAL picks the signal (default SIGKILL;
-    SIGSTOP freezes the process there instead). Points: CRASH_POINTS. Unset (always,
-    outside tests), it costs one environment lookup.
-    """
-    spec = os.environ.get(CRASH_ENV)
-    if not spec:
-        return
-    point, _, nth = spec.partition("@")
-    if point != name:
-        return
-    _crash_counts[name] = _crash_counts.get(name, 0) + 1
-    if _crash_counts[name] == int(nth or 1):
-        os.kill(os.getpid(), getattr(signal, os.environ.get(CRASH_SIGNAL_ENV, "SIGKILL")))
-
-
-_crash_counts: dict[str, int] = {}
-
-
-def _fsync_rename(tmp: Path, final: Path) -> None:
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, final)
-    dir_fd = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-@contextlib.contextmanager
-def _transaction(con):
-    con.execute("begin transaction")
-    try:
-        yield
-    except BaseException:
-        con.execute("rollback")
-        raise
-    con.execute("commit")
-
-
-def _lock_message(db_path: Path, exc: Exception, wait_s: float) -> str:
-    holder = re.search(r"held in (.+?) \(PID (\d+)\)", str(exc))
-    who = f"{holder.group(1)} (PID {holder.group(2)})" if holder else "another process"
-    return (
-        f"{db_path} is locked by {who}, still after {wait_s:.0f} s. DuckDB lets one process "
-        "open the file read-write or any number read-only, not both: close that connection "
-        "(quit that `duckdb` shell; reopen it with -readonly when this command is done) and "
-        "run the command again, or give it longer with --lock-wait."
-    )
 
 
 def remove_warehouse(directory: str | os.PathLike) -> None:

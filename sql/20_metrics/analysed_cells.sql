@@ -2,7 +2,9 @@
 -- with the analysed indices (r, c) and the target flag of the row sentence.
 -- Parameters: tag, trim (§4); layers (NULL: the representative layers of each model,
 -- §7; an INTEGER[] list replaces them); all_layers (true: every layer 0..L-1 of the
--- model, overrides layers). Only models with a row in `models` are analysed.
+-- model, overrides layers; see selected_layers). Only models with a row in `models` are
+-- analysed. unscored_only (true: only cells without kept scores, attention_cells);
+-- only_model, only_rollout (non-NULL: that model's / rollout's cells alone).
 -- Only cells with j <= i are stored; cells above the diagonal are 0 (§3).
 -- The integer keys let the metrics sort and group without string keys (speed).
 --- model: model name
@@ -22,40 +24,28 @@ create or replace macro analysed_cells(
     tag := 'verbalized_evaluation_awareness',
     trim := true,
     layers := null,
-    all_layers := false
+    all_layers := false,
+    unscored_only := false,
+    only_model := null,
+    only_rollout := null
 ) as table
-with model_layers as (
-    select
-        representative_layers.model,
-        representative_layers.model_key,
-        case
-            when all_layers then range(0, representative_layers.n_layers)::integer[]
-            when layers is not null then layers::integer[]
-            else representative_layers.layers
-        end as layer_list
-    from representative_layers
-),
-
-chosen_layers as (
-    select
-        model_layers.model,
-        model_layers.model_key,
-        unnest(model_layers.layer_list)::smallint as layer
-    from model_layers
-),
-
-row_sentences as (
-    select * from analysed_sentences(tag := tag, trim := trim)
+with row_sentences as (
+    select *
+    from analysed_sentences(tag := tag, trim := trim) as analysed
+    where only_rollout is null or analysed.rollout_id = only_rollout
 ),
 
 layer_cells as (
     select
-        attention_cells.*,
-        chosen_layers.model_key
-    from attention_cells
-    inner join chosen_layers
-        on chosen_layers.model = attention_cells.model
-        and chosen_layers.layer = attention_cells.layer
+        cells.*,
+        chosen.model_key
+    from attention_cells(unscored_only := unscored_only) as cells
+    inner join selected_layers(layers := layers, all_layers := all_layers) as chosen
+        on chosen.model = cells.model
+        and chosen.layer = cells.layer
+    where
+        (only_model is null or cells.model = only_model)
+        and (only_rollout is null or cells.rollout_id = only_rollout)
 )
 
 select

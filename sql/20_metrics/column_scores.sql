@@ -8,6 +8,8 @@
 -- 'median' (anything else is an error).
 -- v_c is NULL (the spec's NaN) when column c has no valid cell (the last p columns).
 -- Row r has r + 1 stored cells (c = 0..r; dense triangles) of which r - p + 1 are valid.
+-- unscored_only, only_model, only_rollout: as analysed_cells (which cells are read).
+-- This macro always reads cells; the metrics above read kept_scores when they can.
 --- model: model name
 --- rollout_id: rollout
 --- layer: layer index
@@ -28,7 +30,10 @@ create or replace macro column_scores(
     score_type := 'mean',
     trim := true,
     layers := null,
-    all_layers := false
+    all_layers := false,
+    unscored_only := false,
+    only_model := null,
+    only_rollout := null
 ) as table
 with cells as not materialized (
     select
@@ -44,7 +49,9 @@ with cells as not materialized (
         analysed.c <= analysed.r - proximity_ignore as is_valid
     from
         analysed_cells(
-            tag := tag, trim := trim, layers := layers, all_layers := all_layers
+            tag := tag, trim := trim, layers := layers, all_layers := all_layers,
+            unscored_only := unscored_only, only_model := only_model,
+            only_rollout := only_rollout
         ) as analysed
     -- parameter check (error() is not folded: it raises as soon as a cell flows)
     where

@@ -5,6 +5,12 @@
 -- operand, a zero denominator) are NULL.
 -- Matrix means count every pair, the zeros above the diagonal included: the sum of the
 -- stored cells of a block divided by (rows in block) * (columns in block).
+-- With the ranking set of parameters (uses_kept_scores), rollouts whose attention is in
+-- Parquet are served from kept scores, without reading a cell: vertical scores as kept,
+-- and the block sums from the kept column and row sums and the kept target x target sum
+-- TT of the tag (kept_tag_blocks): sum_in_va = Σ_{c∈T} column_sum - TT,
+-- sum_out_va = Σ_{r∈T} row_sum - TT, sum_in_nonva = total - the three.
+-- Other cells are scored from scratch.
 --- model: model name
 --- rollout_id: rollout
 --- layer: layer index
@@ -29,7 +35,51 @@ create or replace macro head_stats(
     layers := null,
     all_layers := false
 ) as table
-with scores as (
+with kept_heads as (
+    select
+        kept.model,
+        kept.rollout_id,
+        kept.layer,
+        kept.head,
+        any_value(kept.n_sentences) as n_sentences,
+        any_value(kept.n_va) as n_va,
+        avg(kept.vertical_score) filter (where kept.is_target) as mean_va_vert,
+        avg(kept.vertical_score) filter (where not kept.is_target) as mean_nonva_vert,
+        coalesce(sum(kept.column_sum) filter (where kept.is_target), 0) as target_column_sum,
+        coalesce(sum(kept.row_sum) filter (where kept.is_target), 0) as target_row_sum,
+        sum(kept.column_sum) as total_sum
+    from
+        tagged_kept_scores(
+            tag := tag, trim := trim, layers := layers, all_layers := all_layers
+        ) as kept
+    where uses_kept_scores('ranking', proximity_ignore, control_depth, score_type, trim)
+    group by kept.model, kept.rollout_id, kept.layer, kept.head
+),
+
+kept_sums as (
+    select
+        kept_heads.model,
+        kept_heads.rollout_id,
+        kept_heads.layer,
+        kept_heads.head,
+        kept_heads.n_sentences,
+        kept_heads.n_va,
+        kept_heads.mean_va_vert,
+        kept_heads.mean_nonva_vert,
+        kept_heads.target_column_sum - coalesce(blocks.sum_va_to_va, 0) as sum_in_va,
+        kept_heads.total_sum - kept_heads.target_column_sum - kept_heads.target_row_sum
+        + coalesce(blocks.sum_va_to_va, 0) as sum_in_nonva,
+        kept_heads.target_row_sum - coalesce(blocks.sum_va_to_va, 0) as sum_out_va,
+        coalesce(blocks.sum_va_to_va, 0) as sum_va_to_va
+    from kept_heads
+    left join tagged_kept_blocks(tag := tag, layers := layers, all_layers := all_layers) as blocks
+        on blocks.model = kept_heads.model
+        and blocks.rollout_id = kept_heads.rollout_id
+        and blocks.layer = kept_heads.layer
+        and blocks.head = kept_heads.head
+),
+
+scores as (
     select *
     from
         column_scores(
@@ -39,11 +89,14 @@ with scores as (
             score_type := score_type,
             trim := trim,
             layers := layers,
-            all_layers := all_layers
+            all_layers := all_layers,
+            unscored_only := uses_kept_scores(
+                'ranking', proximity_ignore, control_depth, score_type, trim
+            )
         )
 ),
 
-heads as (
+computed_sums as (
     select
         scores.model,
         scores.rollout_id,
@@ -59,6 +112,12 @@ heads as (
         sum(scores.sum_from_target_rows) filter (where scores.is_target) as sum_va_to_va
     from scores
     group by scores.model, scores.rollout_id, scores.layer, scores.head
+),
+
+heads as (
+    select * from kept_sums
+    union all
+    select * from computed_sums
 ),
 
 block_means as (

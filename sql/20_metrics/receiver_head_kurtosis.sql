@@ -6,6 +6,8 @@
 -- Parameters: as column_scores, but the defaults are the paper's setting (§8):
 -- proximity_ignore 4, control_depth false, trim false, all_layers true (every stored
 -- layer; pass all_layers := false for the representative layers or a layers list).
+-- With the receiver set of parameters (uses_kept_scores) the scores of rollouts whose
+-- attention is in Parquet come from kept_scores; other cells are scored here.
 --- model: model name
 --- rollout_id: rollout
 --- layer: layer index
@@ -23,6 +25,18 @@ create or replace macro receiver_head_kurtosis(
 ) as table
 with scores as (
     select
+        kept.model,
+        kept.rollout_id,
+        kept.layer,
+        kept.head,
+        kept.receiver_score as vertical_score
+    from
+        tagged_kept_scores(
+            tag := tag, trim := trim, layers := layers, all_layers := all_layers
+        ) as kept
+    where uses_kept_scores('receiver', proximity_ignore, control_depth, score_type, trim)
+    union all
+    select
         vert.model,
         vert.rollout_id,
         vert.layer,
@@ -36,7 +50,10 @@ with scores as (
             score_type := score_type,
             trim := trim,
             layers := layers,
-            all_layers := all_layers
+            all_layers := all_layers,
+            unscored_only := uses_kept_scores(
+                'receiver', proximity_ignore, control_depth, score_type, trim
+            )
         ) as vert
 ),
 

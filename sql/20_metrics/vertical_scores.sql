@@ -1,6 +1,8 @@
 -- Vertical (receiver) score v_c of each analysed column (METRICS.md §5), per rollout,
 -- layer and head. Parameters: as column_scores (tag, proximity_ignore, control_depth,
 -- score_type, trim, layers, all_layers). v_c is NULL (the spec's NaN) in the last p columns.
+-- With the ranking set of parameters (uses_kept_scores) the scores of rollouts whose
+-- attention is in Parquet come from kept_scores; other cells are scored here.
 --- model: model name
 --- rollout_id: rollout
 --- layer: layer index
@@ -20,7 +22,32 @@ create or replace macro vertical_scores(
     all_layers := false
 ) as table
 with scores as (
-    select *
+    select
+        kept.model,
+        kept.rollout_id,
+        kept.layer,
+        kept.head,
+        kept.c,
+        kept.idx,
+        kept.is_target,
+        kept.vertical_score,
+        kept.n_valid_rows
+    from
+        tagged_kept_scores(
+            tag := tag, trim := trim, layers := layers, all_layers := all_layers
+        ) as kept
+    where uses_kept_scores('ranking', proximity_ignore, control_depth, score_type, trim)
+    union all
+    select
+        computed.model,
+        computed.rollout_id,
+        computed.layer,
+        computed.head,
+        computed.c,
+        computed.idx,
+        computed.is_target,
+        computed.vertical_score,
+        computed.n_valid_rows
     from
         column_scores(
             tag := tag,
@@ -29,8 +56,11 @@ with scores as (
             score_type := score_type,
             trim := trim,
             layers := layers,
-            all_layers := all_layers
-        )
+            all_layers := all_layers,
+            unscored_only := uses_kept_scores(
+                'ranking', proximity_ignore, control_depth, score_type, trim
+            )
+        ) as computed
 )
 
 select
