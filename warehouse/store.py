@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import json
@@ -57,6 +58,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import sql
+from warehouse import faults
 
 DB_FILE = "va.duckdb"
 LOCK_FILE = "write.lock"
@@ -67,6 +69,9 @@ STORAGE_VERSION = "v1.5.0"
 DEFAULT_LOCK_WAIT_S = 30.0
 CRASH_ENV = "VA_WAREHOUSE_CRASH_AT"
 CRASH_SIGNAL_ENV = "VA_WAREHOUSE_CRASH_SIGNAL"
+# Parquet plus DuckDB bytes per stored attention cell, generously: only used to say how
+# much space a rollout needs when the disk filled up before any of it was written.
+BYTES_PER_CELL_ESTIMATE = 8
 CRASH_POINTS = ("model_pass", "parquet_write", "duckdb_load", "committed")
 
 ROLLOUT_TABLES = ("rollouts", "sentences", "sentence_tags")
@@ -79,6 +84,10 @@ class WarehouseError(Exception):
 
 class WarehouseLockedError(WarehouseError):
     """Another process holds the warehouse and did not let go in time."""
+
+
+class DiskFullError(WarehouseError):
+    """The file system ran out of space; nothing of the failed write is visible."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +190,7 @@ class Warehouse:
         # and (model, rollout_id) -> fingerprint, as committed.
         self._stored: dict[str, tuple[str, str]] | None = None
         self._fingerprints: dict[tuple[str, str], str] | None = None
+        self._files_now: list[Path] = []  # the Parquet files of the write in progress
 
     # --- connections -------------------------------------------------------------------
 
@@ -200,7 +210,7 @@ class Warehouse:
                 "run `cli.py ingest` or `cli.py load` first"
             )
         if not read_only:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            self._make_dir()
         con = self._open_with_retry(read_only, self.lock_wait_s if wait_s is None else wait_s)
         try:
             if not read_only and not self._installed:
@@ -218,9 +228,9 @@ class Warehouse:
         while True:
             try:
                 return duckdb.connect(str(self.db_path), read_only=read_only, config=config)
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower():
-                    raise WarehouseError(f"cannot open {self.db_path}: {exc}") from None
+            except duckdb.Error as exc:
+                if "lock" not in str(exc).lower() or not isinstance(exc, duckdb.IOException):
+                    raise _open_error(self.db_path, exc) from exc
                 if time.monotonic() >= deadline:
                     raise WarehouseLockedError(_lock_message(self.db_path, exc, wait_s)) from None
                 time.sleep(delay)
@@ -229,9 +239,12 @@ class Warehouse:
     @contextlib.contextmanager
     def write_lock(self, *, wait_s: float | None = None) -> Iterator[None]:
         """Held for a whole writing command: one writer at a time touches parquet/."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self._make_dir()
         path = self.dir / LOCK_FILE
-        handle = open(path, "a+")
+        try:
+            handle = open(path, "a+")
+        except OSError as exc:
+            raise _os_error(f"cannot open {path}", exc) from exc
         deadline = time.monotonic() + (self.lock_wait_s if wait_s is None else wait_s)
         try:
             while True:
@@ -249,13 +262,29 @@ class Warehouse:
                     time.sleep(0.2)
             handle.seek(0)
             handle.truncate()
-            handle.write(f"pid {os.getpid()} since {_now().isoformat(timespec='seconds')}\n")
+            handle.write(f"`{faults.this_command()}` (PID {os.getpid()}) since "
+                         f"{_now().isoformat(timespec='seconds')}\n")
             handle.flush()
+            self._remove_temporary_files()  # first: on a full disk they hold the space needed
             self._take_over()
             yield
         finally:
             self._stored = self._fingerprints = None
             handle.close()  # closing releases the flock
+
+    def _make_dir(self) -> None:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _os_error(f"cannot create the warehouse directory {self.dir}", exc) from exc
+
+    def _remove_temporary_files(self) -> None:
+        """Delete the ``*.parquet.tmp`` files an interrupted or failed write left behind."""
+        root = self.dir / PARQUET_DIR
+        if root.is_dir():
+            for path in root.rglob("*.parquet.tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
 
     # --- writing -------------------------------------------------------------------------
 
@@ -264,6 +293,38 @@ class Warehouse:
         wait_s: float | None = None,
     ) -> str:
         """Store one rollout, and optionally one model's attention for it, in one transaction.
+
+        On a full disk nothing becomes visible either: this call's files (the attention
+        file too) are deleted to give the space back, and DiskFullError says how much the
+        next attempt needs.
+        """
+        self._files_now = []
+        try:
+            return self._write_rollout(rollout, attention, wait_s=wait_s)
+        except Exception as exc:
+            if isinstance(exc, DiskFullError) or not faults.is_disk_full(exc):
+                raise
+            raise self._disk_full(exc, attention) from exc
+
+    def _disk_full(self, exc: Exception, attention: PendingAttention | None) -> DiskFullError:
+        """Delete this write's files; the next attempt needs them again, and DuckDB's copy."""
+        paths = [self.dir / rel for rel in self._files_now]
+        if attention is not None:
+            paths.append(self.dir / attention.writer.rel_path)
+        paths += [p.with_name(p.name + ".tmp") for p in paths]
+        sizes = 0
+        for path in paths:
+            with contextlib.suppress(OSError):
+                sizes += path.stat().st_size
+                path.unlink()
+        where = Path(getattr(exc, "filename", None) or self.db_path)
+        return DiskFullError(faults.disk_full_message(where, 2 * sizes + (1 << 20)))
+
+    def _write_rollout(
+        self, rollout: RolloutRecord, attention: PendingAttention | None = None, *,
+        wait_s: float | None = None,
+    ) -> str:
+        """write_rollout without the disk-full handling.
 
         Returns 'new', 'replaced' or 'unchanged' for the rollout's own rows (an unchanged
         rollout is not rewritten). When its sentences changed, every model's attention
@@ -334,7 +395,8 @@ class Warehouse:
     ) -> AttentionWriter:
         """A writer that streams per-layer matrices to a not-yet-visible Parquet file."""
         rel_dir = Path(PARQUET_DIR, "attention", model_slug(model.name), rollout_id)
-        return AttentionWriter(self.dir, rel_dir, model.name, rollout_id, n_sentences)
+        return AttentionWriter(self.dir, rel_dir, model.name, rollout_id, n_sentences,
+                               n_layers=model.n_layers, n_heads=model.n_heads)
 
     def write_attention(
         self,
@@ -411,9 +473,15 @@ class Warehouse:
 
     def _write_parquet(self, rel: Path, table: pa.Table) -> Path:
         final = self.dir / rel
+        self._files_now.append(rel)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(final.name + ".tmp")
-        pq.write_table(table, tmp)
+        try:
+            pq.write_table(table, tmp)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
         crash_point("parquet_write")
         _fsync_rename(tmp, final)
         return rel
@@ -449,7 +517,9 @@ class Warehouse:
         keep: set[str] = set()
         self._stored, self._fingerprints = {}, {}
         if self.exists():
-            with self.connect() as con:
+            # Read-only: a `duckdb -readonly` shell open now must not stop the writer from
+            # starting; it computes and queues its commits (README, "Locking model").
+            with self.connect(read_only=True) as con:
                 keep = {row[0] for row in con.execute("select path from parquet_files").fetchall()}
                 for rid, text_hash, content_hash in con.execute(
                         "select rollout_id, text_hash, content_hash from rollouts").fetchall():
@@ -512,8 +582,10 @@ class AttentionWriter:
         ("head", pa.int16()), ("i", pa.int32()), ("j", pa.int32()), ("value", pa.float32()),
     ])
 
-    def __init__(self, root: Path, rel_dir: Path, model: str, rollout_id: str, n: int):
+    def __init__(self, root: Path, rel_dir: Path, model: str, rollout_id: str, n: int,
+                 n_layers: int | None = None, n_heads: int | None = None):
         self.root, self.rel_dir, self.model = root, rel_dir, model
+        self.n_layers, self.n_heads = n_layers, n_heads
         self.rollout_id, self.n = rollout_id, n
         self.version = _version()
         self.rel_path = rel_dir / f"attention-{self.version}.parquet"
@@ -524,9 +596,30 @@ class AttentionWriter:
         self._rows, self._cols = np.tril_indices(n)
 
     def __enter__(self) -> AttentionWriter:
-        self._tmp.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = pq.ParquetWriter(self._tmp, self.SCHEMA)
+        try:
+            self._tmp.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self._tmp, self.SCHEMA)
+        except Exception as exc:
+            self._writer = None
+            self.__exit__(type(exc), exc, None)  # no partial file stays behind
+            raise self._disk_full(exc) if faults.is_disk_full(exc) else exc
         return self
+
+    def _disk_full(self, exc: Exception) -> Exception:
+        """DiskFullError naming the file and the space the whole rollout needs (and DuckDB's copy).
+
+        The size is extrapolated from the layers written so far, or estimated from the
+        cell count when none was.
+        """
+        written = 0
+        with contextlib.suppress(OSError):
+            written = self._tmp.stat().st_size
+        n_layers = self.n_layers or len(self.layers_written) + 1
+        if self.layers_written and written:
+            total = written * n_layers / len(self.layers_written)
+        else:
+            total = n_layers * (self.n_heads or 1) * len(self._rows) * BYTES_PER_CELL_ESTIMATE
+        return DiskFullError(faults.disk_full_message(self._tmp, int(2 * total) + (1 << 20)))
 
     def add_layer(self, layer: int, mats: np.ndarray) -> None:
         """Append one layer: ``mats`` is [head, i, j] float32 sentence attention."""
@@ -548,17 +641,30 @@ class AttentionWriter:
             "j": np.tile(self._cols.astype(np.int32), n_heads),
             "value": values,
         })
-        self._writer.write_table(table)
+        try:
+            self._writer.write_table(table)
+        except Exception as exc:
+            raise self._disk_full(exc) if faults.is_disk_full(exc) else exc
         self.layers_written.append(layer)
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        if exc_type is not None:
+        try:
+            if self._writer is not None:
+                self._writer.close()
+            if exc_type is None:
+                _fsync_rename(self._tmp, self.root / self.rel_path)
+        except Exception as error:
+            if exc_type is None:  # the file could not be finished: report that
+                full = self._disk_full(error) if faults.is_disk_full(error) else None
+                with contextlib.suppress(FileNotFoundError):
+                    self._tmp.unlink()
+                if full is not None:
+                    raise full from error
+                raise
+        if exc_type is not None:  # keep the error that stopped the writing (e.g. a full disk)
             with contextlib.suppress(FileNotFoundError):
                 self._tmp.unlink()
             return
-        _fsync_rename(self._tmp, self.root / self.rel_path)
         self.closed = True
 
 
@@ -690,8 +796,38 @@ def _transaction(con):
     con.execute("commit")
 
 
+def _os_error(what: str, exc: OSError) -> WarehouseError:
+    """One line for an OSError: a full disk, or what could not be done and why."""
+    if faults.is_disk_full(exc):
+        return DiskFullError(faults.disk_full_message(Path(exc.filename or what), 1 << 20))
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        reason += " (a part of that path is a regular file, not a directory)"
+    return WarehouseError(f"{what}: {reason}")
+
+
+def _open_error(db_path: Path, exc: Exception) -> WarehouseError:
+    """One line for a DuckDB file that cannot be opened (damaged, not DuckDB, disk full)."""
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if faults.is_disk_full(exc):
+        return DiskFullError(faults.disk_full_message(db_path, 1 << 20))
+    lowered = detail.lower()
+    if "corrupt" in lowered or "not a valid duckdb" in lowered or "checksum" in lowered:
+        return WarehouseError(
+            f"{db_path} is damaged or is not a DuckDB database ({detail}); nothing was changed"
+        )
+    return WarehouseError(f"cannot open {db_path}: {detail}")
+
+
 def _lock_message(db_path: Path, exc: Exception, wait_s: float) -> str:
     holder = re.search(r"held in (.+?) \(PID (\d+)\)", str(exc))
+    cli_holder = faults.describe_cli_holder(int(holder.group(2))) if holder else None
+    if cli_holder:
+        return (
+            f"{db_path} is locked by {cli_holder} (PID {holder.group(2)}), still after "
+            f"{wait_s:.0f} s: wait for it to finish (or stop it), then run the command again, "
+            "or give it longer with --lock-wait."
+        )
     who = f"{holder.group(1)} (PID {holder.group(2)})" if holder else "another process"
     return (
         f"{db_path} is locked by {who}, still after {wait_s:.0f} s. DuckDB lets one process "
