@@ -13,9 +13,17 @@ class QueryError(Exception):
 def run_query(warehouse, query: str, params: list | None = None, *, wait_s: float = 30.0
               ) -> pl.DataFrame:
     """Run one query on a read-only connection."""
+    if not query.strip():
+        raise QueryError("empty query: give one SQL statement, e.g. \"select * from rollout_ranking\"")
     with warehouse.connect(read_only=True, wait_s=wait_s) as con:
         try:
-            return pl.from_arrow(con.sql(query, params=params or None).to_arrow_table())
+            result = con.sql(query, params=params or None)
+        except duckdb.Error as exc:
+            raise QueryError(f"query failed: {exc}") from None
+        if result is None:  # only comments, or a statement without a result (set, pragma)
+            raise QueryError(f"query {query.strip()[:60]!r} returns no rows: give a select")
+        try:
+            return pl.from_arrow(result.to_arrow_table())
         except duckdb.Error as exc:
             raise QueryError(f"query failed: {exc}") from None
 

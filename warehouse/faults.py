@@ -46,14 +46,16 @@ def free_bytes(path: Path) -> int | None:
     return None
 
 
-def disk_full_message(path: Path, needed_bytes: int) -> str:
+def disk_full_message(path: Path, needed_bytes: int | None) -> str:
     """One line: what could not be written, what is free, what the next attempt needs."""
     free = free_bytes(path)
     free_text = f"{human_bytes(free)} free there now" if free is not None else "free space unknown"
+    need = (f"the next attempt needs about {human_bytes(needed_bytes)}: free that much"
+            if needed_bytes is not None else "free some space")
     return (
-        f"disk full: no space left on device writing {path} ({free_text}); the next attempt "
-        f"needs about {human_bytes(needed_bytes)}: free that much and run the command again "
-        "(committed rollouts are intact; this attempt's temporary files were removed)"
+        f"disk full: no space left on device writing {path} ({free_text}); {need} and run the "
+        "command again (committed rollouts are intact; temporary files of the failed write are "
+        "removed)"
     )
 
 
