@@ -19,12 +19,16 @@ def run_query(warehouse, query: str, params: list | None = None, *, wait_s: floa
         try:
             result = con.sql(query, params=params or None)
         except duckdb.Error as exc:
+            if "corrupt database file" in str(exc).lower():
+                raise  # the file is damaged, not the query: warehouse.connect names it
             raise QueryError(f"query failed: {exc}") from None
         if result is None:  # only comments, or a statement without a result (set, pragma)
             raise QueryError(f"query {query.strip()[:60]!r} returns no rows: give a select")
         try:
             return pl.from_arrow(result.to_arrow_table())
         except duckdb.Error as exc:
+            if "corrupt database file" in str(exc).lower():
+                raise  # the file is damaged, not the query: warehouse.connect names it
             raise QueryError(f"query failed: {exc}") from None
 
 

@@ -218,6 +218,10 @@ class Warehouse:
                     sql.install(con)
                 self._installed = True
             yield con
+        except duckdb.Error as exc:
+            if _is_damage(exc) or faults.is_disk_full(exc):  # name the file, not just a block
+                raise _open_error(self.db_path, exc) from exc
+            raise
         finally:
             con.close()
 
@@ -302,7 +306,7 @@ class Warehouse:
         try:
             return self._write_rollout(rollout, attention, wait_s=wait_s)
         except Exception as exc:
-            if isinstance(exc, DiskFullError) or not faults.is_disk_full(exc):
+            if not (isinstance(exc, DiskFullError) or faults.is_disk_full(exc)):
                 raise
             raise self._disk_full(exc, attention) from exc
 
@@ -601,8 +605,11 @@ class AttentionWriter:
             self._writer = pq.ParquetWriter(self._tmp, self.SCHEMA)
         except Exception as exc:
             self._writer = None
+            full = self._disk_full(exc) if faults.is_disk_full(exc) else None
             self.__exit__(type(exc), exc, None)  # no partial file stays behind
-            raise self._disk_full(exc) if faults.is_disk_full(exc) else exc
+            if full is None:
+                raise
+            raise full from exc
         return self
 
     def _disk_full(self, exc: Exception) -> Exception:
@@ -644,7 +651,9 @@ class AttentionWriter:
         try:
             self._writer.write_table(table)
         except Exception as exc:
-            raise self._disk_full(exc) if faults.is_disk_full(exc) else exc
+            if not faults.is_disk_full(exc):
+                raise
+            raise self._disk_full(exc) from exc
         self.layers_written.append(layer)
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -806,13 +815,20 @@ def _os_error(what: str, exc: OSError) -> WarehouseError:
     return WarehouseError(f"{what}: {reason}")
 
 
+def _is_damage(exc: Exception) -> bool:
+    """DuckDB's words for a damaged file (a bad checksum, a bad header)."""
+    text = str(exc).lower()
+    return "corrupt" in text or "not a valid duckdb" in text or "checksum" in text
+
+
 def _open_error(db_path: Path, exc: Exception) -> WarehouseError:
     """One line for a DuckDB file that cannot be opened (damaged, not DuckDB, disk full)."""
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if faults.is_disk_full(exc):
-        return DiskFullError(faults.disk_full_message(db_path, 1 << 20))
-    lowered = detail.lower()
-    if "corrupt" in lowered or "not a valid duckdb" in lowered or "checksum" in lowered:
+    if faults.is_disk_full(exc):  # DuckDB's WAL and checkpoint: room for the WAL again
+        wal = db_path.with_name(db_path.name + ".wal")
+        wal_bytes = wal.stat().st_size if wal.exists() else 0
+        return DiskFullError(faults.disk_full_message(db_path, wal_bytes + (1 << 20)))
+    if _is_damage(exc):
         return WarehouseError(
             f"{db_path} is damaged or is not a DuckDB database ({detail}); nothing was changed"
         )
