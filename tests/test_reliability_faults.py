@@ -75,7 +75,7 @@ def test_attach_refuses_warehouse_names_in_any_case_and_keywords(wh, tmp_path):
     with duckdb.connect(str(wh / "va.duckdb"), read_only=True) as con:
         ranking_sql = con.execute("select sql from duckdb_views() where view_name = "
                                   "'rollout_ranking'").fetchall()
-    for name, what in [("Rollouts", "a warehouse table"), ("ROLLOUT_RANKING", "a warehouse view"),
+    for name, what in [("Rollouts", "a warehouse table"), ("ROLLOUT_RANKING", "a warehouse"),
                        ("Head_Stats", "a warehouse"), ("attached_tables", "a warehouse table"),
                        ("select", "a DuckDB keyword"), ("Order", "a DuckDB keyword"),
                        ("best_heads", "a warehouse")]:
@@ -139,7 +139,7 @@ def test_attach_takes_lock_wait(wh, tmp_path):
 # --- 5: one line for every error path --------------------------------------------------------
 
 
-@pytest.mark.parametrize("query", ["", "   ", "-- only a comment"])
+@pytest.mark.parametrize("query", ["", "   ", "/* only a comment */"])
 def test_empty_query_is_one_line(wh, query):
     result = cli("sql", query, "--warehouse", str(wh))
     one_error_line(result, "empty query" if not query.strip() else "returns no rows")
