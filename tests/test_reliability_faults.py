@@ -373,12 +373,13 @@ def test_a_shell_open_before_ingest_starts_only_defers_the_commits(ingested, tin
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.05)
         assert list(r2.glob("attention-*.parquet")), "ingest computed nothing beside the shell"
+        note = proc.stdout.readline()  # printed when the commit found the file held
         assert proc.poll() is None  # its commit waits for the shell
     finally:
         stop(shell)
     stdout, stderr = proc.communicate(timeout=180)
     assert proc.returncode == 0, stderr
-    assert stdout.splitlines()[0].startswith(f"note: {wh / 'va.duckdb'} is open in another process")
+    assert note.startswith(f"note: {wh / 'va.duckdb'} is open in another process"), note
     assert stdout.splitlines()[-1].startswith("1 ingested, 1 skipped (unchanged), 0 failed")
     assert_consistent(wh, no_orphans=True)
 

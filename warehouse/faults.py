@@ -46,9 +46,13 @@ def free_bytes(path: Path) -> int | None:
     return None
 
 
-def disk_full_message(path: Path, needed_bytes: int | None) -> str:
-    """One line: what could not be written, what is free, what the next attempt needs."""
+def disk_full_message(path: Path, needed_bytes: int | None, *, freed_bytes: int = 0) -> str:
+    """One line: what could not be written, what is free, what the next attempt needs.
+
+    ``freed_bytes``: what the caller is about to delete (the failed write's own file).
+    """
     free = free_bytes(path)
+    free = free + freed_bytes if free is not None else None
     free_text = f"{human_bytes(free)} free there now" if free is not None else "free space unknown"
     need = (f"the next attempt needs about {human_bytes(needed_bytes)}: free that much"
             if needed_bytes is not None else "free some space")

@@ -626,7 +626,8 @@ class AttentionWriter:
             total = written * n_layers / len(self.layers_written)
         else:
             total = n_layers * (self.n_heads or 1) * len(self._rows) * BYTES_PER_CELL_ESTIMATE
-        return DiskFullError(faults.disk_full_message(self._tmp, int(2 * total) + (1 << 20)))
+        return DiskFullError(faults.disk_full_message(self._tmp, int(2 * total) + (1 << 20),
+                                                      freed_bytes=written))
 
     def add_layer(self, layer: int, mats: np.ndarray) -> None:
         """Append one layer: ``mats`` is [head, i, j] float32 sentence attention."""
