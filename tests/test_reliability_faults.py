@@ -403,8 +403,9 @@ def test_an_ingest_that_gives_up_records_its_outcome(ingested, tiny_model_dir):
     match = LOCKED.match(result.stderr)
     assert match and match["who"].endswith("duckdb"), result.stderr
     assert status.exit_code == 0, status.output
-    latest = [line for line in status.stdout.splitlines() if " ingest " in line][0]
-    assert " failed " in latest and "running" not in latest, status.stdout
+    runs = [line.split() for line in status.stdout.splitlines() if line.strip().startswith("20")]
+    assert runs[0][2:4] == ["ingest", "failed"], status.stdout  # newest first, not 'running'
+    assert str(wh / "va.duckdb") in status.stdout.splitlines()[-2]
     # the next writer moves the recorded outcome into ingest_log
     assert cli("load", str(root), "--warehouse", str(wh)).exit_code == 0
     with duckdb.connect(str(wh / "va.duckdb"), read_only=True) as con:
