@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from pathlib import Path
 
 import sql
-from warehouse.store import Warehouse, WarehouseError
+from warehouse.store import Warehouse, WarehouseError, utc_now
 
 
 def reserved_names(con) -> dict[str, str]:
@@ -50,7 +49,7 @@ def attach_table(warehouse: Warehouse, path: str | Path, name: str | None = None
     file_format = file_format or {".csv": "csv", ".tsv": "csv", ".parquet": "parquet",
                                   ".pq": "parquet"}.get(path.suffix.lower())
     if file_format not in ("csv", "parquet"):
-        raise WarehouseError(f"attach: cannot tell the format of {path.name}; pass --format csv|parquet")
+        raise WarehouseError(f"attach: cannot tell the format of {path.name}; pass --file-type csv|parquet")
     name = name or re.sub(r"\W+", "_", path.stem).strip("_").lower()
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name or ""):
         raise WarehouseError(f"attach: '{name}' is not a valid table name (letters, digits, _)")
@@ -75,7 +74,7 @@ def attach_table(warehouse: Warehouse, path: str | Path, name: str | None = None
             con.execute(f"create or replace view {name} as select * from {reader}")
             con.execute("delete from attached_tables where lower(name) = lower(?)", [name])
             con.execute("insert into attached_tables values (?, ?, ?, ?)",
-                        [name, str(path), file_format, dt.datetime.now(dt.UTC).replace(tzinfo=None)])
+                        [name, str(path), file_format, utc_now()])
         except BaseException:
             con.execute("rollback")
             raise

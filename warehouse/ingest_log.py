@@ -9,22 +9,17 @@ and a row left 'running' in the table really was interrupted.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import uuid
 from dataclasses import dataclass, field
 
-from warehouse.store import Warehouse, WarehouseError, WarehouseLockedError, code_version
+from warehouse.store import Warehouse, WarehouseError, WarehouseLockedError, code_version, utc_now
 
 PENDING_FILE = "ingest_log.pending.jsonl"
 COLUMNS = ("run_id", "command", "started_at", "finished_at", "model", "parameters",
            "code_version", "n_ok", "n_skipped", "n_failed", "duration_s", "outcome", "message")
 # How long writing a log row waits for the DuckDB file before it goes to the pending file.
 TRY_S = 0.5
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 @dataclass
@@ -38,7 +33,7 @@ class IngestLog:
     def start(cls, warehouse: Warehouse, command: str, model: str | None, parameters: dict):
         """Record a command as 'running'; a row left so was interrupted."""
         run_id = uuid.uuid4().hex[:12]
-        row = {"run_id": run_id, "command": command, "started_at": _now(), "model": model,
+        row = {"run_id": run_id, "command": command, "started_at": utc_now(), "model": model,
                "parameters": json.dumps(parameters, default=str),
                "code_version": code_version(), "outcome": "running"}
         log = cls(warehouse, run_id, row)
@@ -58,7 +53,7 @@ class IngestLog:
         else:
             outcome = "partial" if summary.failed else "ok"
             message = None
-        self.row.update(finished_at=_now(), n_ok=len(summary.ingested),
+        self.row.update(finished_at=utc_now(), n_ok=len(summary.ingested),
                         n_skipped=len(summary.skipped), n_failed=len(summary.failed),
                         duration_s=duration_s, outcome=outcome, message=message)
         # After a lock error the file is most likely still held: do not wait for it again.
