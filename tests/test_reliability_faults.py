@@ -311,7 +311,7 @@ def test_full_disk_is_one_line_keeps_committed_rollouts_and_the_next_run_frees_s
     for name in ("r1", "r2", "r3"):
         good_rollout(root, name, n=120)  # ~1 MiB of attention each for the tiny model
     wh = small_disk / "wh"
-    args = ("ingest", str(root), "--model", str(tiny_model_dir), "--no-progress", "--warehouse",
+    args = ("ingest", str(root), "--checkpoint", str(tiny_model_dir), "--no-progress", "--warehouse",
             str(wh))
     first = cli(*args[:2], "--pattern", "r1", *args[2:])
     assert first.exit_code == 0, first.output
@@ -350,7 +350,7 @@ def ingested(tmp_path, tiny_model_dir) -> tuple[Path, Path]:
     for name in ("r1", "r2"):
         good_rollout(root, name, n=4)
     wh = tmp_path / "wh"
-    result = cli("ingest", str(root), "--pattern", "r1", "--model", str(tiny_model_dir),
+    result = cli("ingest", str(root), "--pattern", "r1", "--checkpoint", str(tiny_model_dir),
                  "--no-progress", "--warehouse", str(wh))
     assert result.exit_code == 0, result.output
     return root, wh
@@ -364,7 +364,7 @@ def test_a_shell_open_before_ingest_starts_only_defers_the_commits(ingested, tin
     shell = duckdb_shell(wh / "va.duckdb")
     try:
         proc = subprocess.Popen(
-            [*CLI, "ingest", str(root), "--model", str(tiny_model_dir), "--no-progress",
+            [*CLI, "ingest", str(root), "--checkpoint", str(tiny_model_dir), "--no-progress",
              "--lock-wait", "120", "--warehouse", str(wh)],
             env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         r2 = wh / "parquet" / "attention" / "tiny-qwen3" / "r2"
@@ -394,7 +394,7 @@ def test_an_ingest_that_gives_up_records_its_outcome(ingested, tiny_model_dir):
     root, wh = ingested
     shell = duckdb_shell(wh / "va.duckdb")
     try:
-        result = cli("ingest", str(root), "--model", str(tiny_model_dir), "--no-progress",
+        result = cli("ingest", str(root), "--checkpoint", str(tiny_model_dir), "--no-progress",
                      "--lock-wait", "1", "--warehouse", str(wh))
         status = cli("status", "--warehouse", str(wh))  # reads beside the shell
     finally:
@@ -422,7 +422,7 @@ def test_lock_messages_name_another_cli_command(ingested, tiny_model_dir, tmp_pa
     both locks: the message names that command and its PID, not a duckdb shell."""
     root, wh = ingested
     proc = subprocess.Popen(
-        [*CLI, "ingest", str(root), "--model", str(tiny_model_dir), "--no-progress",
+        [*CLI, "ingest", str(root), "--checkpoint", str(tiny_model_dir), "--no-progress",
          "--warehouse", str(wh)],
         env=subprocess_env(VA_WAREHOUSE_CRASH_AT="duckdb_load", VA_WAREHOUSE_CRASH_SIGNAL="SIGSTOP"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
