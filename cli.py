@@ -137,38 +137,93 @@ def _layer_list(layers: str | None) -> list[int] | None:
                                  param_hint="--layers") from None
 
 
+# --- errors: one line each (README "Command line"); the traceback only with --debug ---
+
+DEBUG_KEY = "va_warehouse.debug"
+
+
+def _remember_debug(ctx, _param, value):
+    if value:
+        ctx.meta[DEBUG_KEY] = True  # meta is shared by the group's and the command's context
+    return value
+
+
 def debug_option(f):
-    return click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")(f)
+    return click.option("--debug", is_flag=True, callback=_remember_debug,
+                        help="Show full tracebacks on errors.")(f)
 
 
 def friendly_errors(f):
-    """Turn the library's own errors into one clear line (a traceback with --debug)."""
+    """Turn any error of the command into one clear line (a traceback with --debug)."""
 
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         try:
             return f(*args, **kwargs)
-        except _library_errors() as exc:
-            if kwargs.get("debug"):
-                traceback.print_exc()
-            raise click.ClickException(str(exc)) from None
+        except Exception as exc:
+            ctx = click.get_current_context(silent=True)
+            debug = kwargs.get("debug") or (ctx is not None and ctx.meta.get(DEBUG_KEY))
+            raise _click_error(exc, debug=bool(debug)) from None
 
     return wrapper
 
 
-def _library_errors() -> tuple[type[Exception], ...]:
-    """The project's error classes; torch-side ones only once their module is imported."""
+class OneLineErrors(click.Group):
+    """The group behind every command: whatever a command raises ends as one line."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            raise _click_error(exc, debug=bool(ctx.meta.get(DEBUG_KEY))) from None
+
+
+def _click_error(exc: Exception, *, debug: bool) -> Exception:
+    if isinstance(exc, (click.ClickException, click.exceptions.Exit, click.Abort)):
+        return exc
+    if debug:
+        traceback.print_exception(exc)
+    return click.ClickException(error_line(exc))
+
+
+def error_line(exc: Exception) -> str:
+    """One line for any error: the library's own text, or the OS's, DuckDB's, a bug's."""
+    import duckdb
+
+    from warehouse import faults
+
+    if faults.is_disk_full(exc) and not _is_library_error(exc):
+        where = Path(getattr(exc, "filename", None) or Path.cwd())
+        return faults.disk_full_message(where, None)
+    if _is_library_error(exc):
+        return _one_line(str(exc)) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+        return f"{paths}: {exc.strerror}" if paths else exc.strerror
+    if isinstance(exc, duckdb.Error):
+        return f"DuckDB: {_one_line(str(exc))}"
+    return (f"unexpected {type(exc).__name__}: {_one_line(str(exc))} (run again with --debug "
+            "for the traceback, and please report it)")
+
+
+def _one_line(text: str) -> str:
+    """A multi-line message (DuckDB's 'LINE 1:' context and caret) joined into one line."""
+    lines = [line.strip() for line in text.splitlines()]
+    return " ".join(line for line in lines if line and set(line) - set("^ "))
+
+
+def _is_library_error(exc: Exception) -> bool:
+    """One of the project's error classes; torch-side ones only once their module is imported."""
     from ingest.rollouts import DiscoveryError, RolloutError
-    from reports.build import ReportError
     from sql.query import QueryError
     from warehouse.store import WarehouseError
 
-    errors = [RolloutError, DiscoveryError, WarehouseError, QueryError, ReportError]
-    for module, names in (("ingest.model", ("ModelLoadError",)),
+    errors = [RolloutError, DiscoveryError, WarehouseError, QueryError]
+    for module, names in (("reports.build", ("ReportError",)), ("ingest.model", ("ModelLoadError",)),
                           ("ingest.capture", ("CaptureOOMError", "CaptureError"))):
         loaded = sys.modules.get(module)
         errors += [getattr(loaded, n) for n in names if loaded and hasattr(loaded, n)]
-    return tuple(errors)
+    return isinstance(exc, tuple(errors))
 
 
 def print_frame(frame, fmt: str) -> None:
@@ -200,8 +255,9 @@ def _lists_as_text(frame, separator: str, digits: int | None = None):
 
 # --- commands ------------------------------------------------------------------------------
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main():
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@debug_option
+def main(debug):
     """va-warehouse: sentence-level attention of reasoning traces in DuckDB.
 
     \b
@@ -439,9 +495,10 @@ def rank(metric, model_filter, fmt, warehouse_dir, lock_wait, debug):
               help="File type [default: from the extension].")
 @renamed_option("--format", "--file-type", "--format is the output format of sql and rank")
 @warehouse_option
+@lock_wait_option
 @debug_option
 @friendly_errors
-def attach(path, name, file_type, warehouse_dir, debug):
+def attach(path, name, file_type, warehouse_dir, lock_wait, debug):
     """Register your own CSV or Parquet table (with a rollout_id column) as a view.
 
     \b
@@ -452,7 +509,8 @@ def attach(path, name, file_type, warehouse_dir, debug):
     from warehouse.attach import attach_table
     from warehouse.store import Warehouse
 
-    info = attach_table(Warehouse(warehouse_dir), path, name=name, file_format=file_type)
+    info = attach_table(Warehouse(warehouse_dir, lock_wait_s=lock_wait), path, name=name,
+                        file_format=file_type)
     click.echo(
         f"attached view '{info['name']}' over {info['path']} ({info['format']}): {info['rows']} rows, "
         f"{info['matched_rollouts']} matching a stored rollout_id"

@@ -134,6 +134,9 @@ def discover(
     raise DiscoveryError; when an ``errors`` list is given (``--keep-going``) they are
     appended to it instead, and discovery goes on without that root, or without either
     copy of that id (which one is meant cannot be known).
+
+    A directory that cannot be read (no permission) may hold rollouts: it is returned
+    as a rollout whatever the pattern, so loading it fails naming it, never a silent skip.
     """
     found: dict[str, RolloutDir] = {}
     conflicts: set[str] = set()
@@ -155,9 +158,9 @@ def discover(
             fail(f"root '{root_arg}' is not a directory")
             continue
         matched = 0
-        for path in _walk_rollout_dirs(root):
+        for path, readable in _walk_rollout_dirs(root):
             rollout_id = path.name if path == root else path.relative_to(root).as_posix()
-            if pattern and not _matches(pattern, path.name, rollout_id):
+            if readable and pattern and not _matches(pattern, path.name, rollout_id):
                 continue
             matched += 1
             if rollout_id in found or rollout_id in conflicts:
@@ -183,7 +186,8 @@ def _matches(pattern: str, name: str, rollout_id: str) -> bool:
     return fnmatch.fnmatchcase(rollout_id if "/" in pattern else name, pattern)
 
 
-def _walk_rollout_dirs(root: Path) -> Iterator[Path]:
+def _walk_rollout_dirs(root: Path) -> Iterator[tuple[Path, bool]]:
+    """(rollout directory, True), and (directory, False) for one that cannot be listed."""
     seen: set[tuple[int, int]] = set()
     stack = [root]
     while stack:
@@ -199,10 +203,11 @@ def _walk_rollout_dirs(root: Path) -> Iterator[Path]:
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError:
+            yield directory, False
             continue
         names = {entry.name for entry in entries}
         if any(marker in names for marker in ROLLOUT_MARKERS):
-            yield directory
+            yield directory, True
             continue  # a rollout's own subfolders (resamples, caches) are not rollouts
         for entry in reversed(entries):
             if entry.is_dir(follow_symlinks=True) and not entry.name.startswith("."):
@@ -223,6 +228,7 @@ def load_rollout(
     except UnicodeEncodeError:
         shown = rid.encode("utf-8", "backslashreplace").decode("utf-8")
         raise RolloutError(shown, "its directory name", "is not UTF-8: rename the directory") from None
+    _check_readable(rid, path)
 
     labels_path = path / LABELS
     if not labels_path.is_file():
@@ -268,6 +274,19 @@ def load_rollout(
         metadata=metadata,
         warnings=tuple(warnings),
     )
+
+
+def _check_readable(rid: str, path: Path) -> None:
+    """Listing the directory and looking up an entry both work (read and search permission)."""
+    try:
+        names = os.listdir(path)
+        if names:
+            os.lstat(path / names[0])
+    except OSError as exc:
+        raise RolloutError(
+            rid, "its directory", f"{path} cannot be read ({exc.strerror or exc}): give the user "
+            "running this command read permission, or move it out of the root"
+        ) from None
 
 
 def _read_json(rid: str, path: Path, warnings: list[str] | None = None):

@@ -25,6 +25,10 @@ DEFAULTS: dict[str, object] = {
     "permutations": 1000,  # K, label permutations and sign flips behind each p-value
     "seed": 0,  # seed of the permutations: the same seed gives the same p-values
     "alpha": 0.05,  # significance level of the shares in tag_summary
+    # Scope of the internal macros behind the kept scores (README, "Kept scores").
+    "unscored_only": False,  # true = only the cells of (model, rollout)s without kept scores
+    "only_model": None,  # None = every model; a name limits the computation to it
+    "only_rollout": None,  # None = every rollout; an id limits the computation to it
 }
 
 _PAPER = ("METRICS.md §8: receiver heads use the thought-anchors paper's setting (raw values, "

@@ -15,10 +15,21 @@ class QueryError(Exception):
 
 
 def fetch_frame(con, query: str, params: list | None = None) -> pl.DataFrame:
-    """Run one query on an open connection and return its rows as a Polars frame."""
+    """Run one query on an open connection and return its rows as a Polars frame.
+
+    Errors of a damaged file are re-raised as they are: the file is at fault, not the
+    query, and the warehouse's connection names it.
+    """
+    if not query.strip():
+        raise QueryError("empty query: give one SQL statement, e.g. \"select * from rollout_ranking\"")
     try:
-        return pl.from_arrow(con.sql(query, params=params or None).to_arrow_table())
+        result = con.sql(query, params=params or None)
+        if result is None:  # only comments, or a statement without a result (set, pragma)
+            raise QueryError(f"query {query.strip()[:60]!r} returns no rows: give a select")
+        return pl.from_arrow(result.to_arrow_table())
     except duckdb.Error as exc:
+        if "corrupt database file" in str(exc).lower():
+            raise
         raise QueryError(f"query failed: {exc}") from None
 
 

@@ -5,13 +5,36 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import sql
 from warehouse.records import WarehouseError, utc_now
 from warehouse.store import Warehouse
 
-RESERVED = {
-    "rollouts", "sentences", "sentence_tags", "models", "attention", "sentence_spans",
-    "attention_runs", "ingest_log", "parquet_files", "attached_tables",
-}
+
+def reserved_names(con) -> dict[str, str]:
+    """Lower-case names an attached view must not take -> what they name.
+
+    Read from what is installed (every table, view and macro of the warehouse that the
+    user did not attach, and every object file of sql/, installed or not) and from
+    DuckDB's own keyword list: DuckDB names ignore letter case, so 'Rollouts' would
+    replace the table 'rollouts', and a keyword cannot be a view name.
+    """
+    attached = {row[0].lower() for row in con.execute("select name from attached_tables").fetchall()}
+    objects = con.execute(
+        "select table_name, 'table' from duckdb_tables() "
+        "where not internal and database_name = current_database() "
+        "union all select view_name, 'view' from duckdb_views() "
+        "where not internal and database_name = current_database() "
+        "union all select function_name, 'macro' from duckdb_functions() "
+        "where not internal and database_name = current_database() "
+        "and function_type in ('macro', 'table_macro')"
+    ).fetchall()
+    reserved = {f"{row[0]}".lower(): f"a DuckDB keyword ({row[1]})" for row in con.execute(
+        "select keyword_name, keyword_category from duckdb_keywords()").fetchall()}
+    reserved.update({path.stem.lower(): f"a warehouse object ('{path.stem}', sql/"
+                     f"{path.parent.name}/{path.name})" for path in sql.sql_files()})
+    reserved.update({name.lower(): f"a warehouse {kind} ('{name}')" for name, kind in objects
+                     if name.lower() not in attached})
+    return reserved
 
 
 def attach_table(warehouse: Warehouse, path: str | Path, name: str | None = None,
@@ -31,11 +54,13 @@ def attach_table(warehouse: Warehouse, path: str | Path, name: str | None = None
     name = name or re.sub(r"\W+", "_", path.stem).strip("_").lower()
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name or ""):
         raise WarehouseError(f"attach: '{name}' is not a valid table name (letters, digits, _)")
-    if name in RESERVED:
-        raise WarehouseError(f"attach: '{name}' is a warehouse table; choose another --name")
     literal = str(path).replace("'", "''")
     reader = f"read_csv_auto('{literal}')" if file_format == "csv" else f"read_parquet('{literal}')"
     with warehouse.connect() as con:
+        what = reserved_names(con).get(name.lower())
+        if what is not None:
+            raise WarehouseError(f"attach: '{name}' is {what}; choose another --name (names "
+                                 "ignore letter case)")
         try:
             columns = [row[0] for row in con.execute(f"describe select * from {reader}").fetchall()]
         except Exception as exc:  # duckdb raises several kinds for unreadable files
@@ -45,17 +70,16 @@ def attach_table(warehouse: Warehouse, path: str | Path, name: str | None = None
                 f"attach: {path.name} has no 'rollout_id' column (columns: {', '.join(columns)}); "
                 "the key joins it to the warehouse's rollouts"
             )
-        existing = con.execute(
-            "select table_type from information_schema.tables where table_name = ?", [name]
-        ).fetchone()
-        attached = con.execute("select count(*) from attached_tables where name = ?",
-                               [name]).fetchone()[0]
-        if existing and not attached:
-            raise WarehouseError(f"attach: '{name}' already names a view or table; choose another --name")
-        con.execute(f"create or replace view {name} as select * from {reader}")
-        con.execute("delete from attached_tables where name = ?", [name])
-        con.execute("insert into attached_tables values (?, ?, ?, ?)",
-                    [name, str(path), file_format, utc_now()])
+        con.execute("begin transaction")  # the view and its attached_tables row, or neither
+        try:
+            con.execute(f"create or replace view {name} as select * from {reader}")
+            con.execute("delete from attached_tables where lower(name) = lower(?)", [name])
+            con.execute("insert into attached_tables values (?, ?, ?, ?)",
+                        [name, str(path), file_format, utc_now()])
+        except BaseException:
+            con.execute("rollback")
+            raise
+        con.execute("commit")
         rows, matched = con.execute(
             f"select count(*), count(r.rollout_id) from {name} t "
             "left join rollouts r on r.rollout_id = t.rollout_id::varchar"

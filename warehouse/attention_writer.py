@@ -20,12 +20,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from warehouse import kept_scores
+from warehouse import faults, kept_scores
 from warehouse.files import fsync_rename, new_version
-from warehouse.records import AttentionRun, ModelInfo, SentenceSpan, WarehouseError
+from warehouse.records import AttentionRun, DiskFullError, ModelInfo, SentenceSpan, WarehouseError
 from warehouse.tables import ATTENTION_SCHEMA_TABLE, arrow_schema
 
 MODEL_METADATA_KEY = b"va.model"
+# Bytes per stored cell, generously (4.4 measured, README "Storage"): only used to say how
+# much space a rollout needs when the disk filled up before any of it was written.
+BYTES_PER_CELL_ESTIMATE = 8
 HEADS_PER_ROW_GROUP = 8  # 8 heads x 31,375 cells (N = 250): ~250k rows per row group
 PARQUET_OPTIONS = {
     "compression": "zstd",
@@ -72,6 +75,7 @@ class AttentionWriter:
                  tags: list[list[str]] | None = None):
         self.tags = None if tags is None else [list(t) for t in tags]
         self.root, self.rel_dir, self.model = root, rel_dir, model.name
+        self.n_layers, self.n_heads = model.n_layers, model.n_heads
         self.schema = attention_file_schema(model)
         self.rollout_id, self.n = rollout_id, n
         self.version = new_version()
@@ -85,9 +89,32 @@ class AttentionWriter:
         self._rows, self._cols = np.tril_indices(n)
 
     def __enter__(self) -> AttentionWriter:
-        self._tmp.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = pq.ParquetWriter(self._tmp, self.schema, **PARQUET_OPTIONS)
+        try:
+            self._tmp.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self._tmp, self.schema, **PARQUET_OPTIONS)
+        except Exception as exc:
+            self._writer = None
+            full = self._disk_full(exc) if faults.is_disk_full(exc) else None
+            self.__exit__(type(exc), exc, None)  # no partial file stays behind
+            if full is None:
+                raise
+            raise full from exc
         return self
+
+    def _disk_full(self, exc: Exception) -> DiskFullError:
+        """DiskFullError naming the file and the space the whole rollout needs (twice, for
+        the commit's copy). Extrapolated from the layers written so far, or estimated
+        from the cell count when none was."""
+        written = 0
+        with contextlib.suppress(OSError):
+            written = self._tmp.stat().st_size
+        n_layers = self.n_layers or len(self.layers_written) + 1
+        if self.layers_written and written:
+            total = written * n_layers / len(self.layers_written)
+        else:
+            total = n_layers * (self.n_heads or 1) * len(self._rows) * BYTES_PER_CELL_ESTIMATE
+        return DiskFullError(faults.disk_full_message(self._tmp, int(2 * total) + (1 << 20),
+                                                      freed_bytes=written))
 
     def add_layer(self, layer: int, mats: np.ndarray) -> None:
         """Append one layer: ``mats`` is [head, i, j] float32 sentence attention."""
@@ -109,7 +136,12 @@ class AttentionWriter:
             "j": np.tile(self._cols.astype(np.int32), n_heads),
             "value": values,
         }, schema=self.schema)
-        self._writer.write_table(table, row_group_size=max(1, cells * HEADS_PER_ROW_GROUP))
+        try:
+            self._writer.write_table(table, row_group_size=max(1, cells * HEADS_PER_ROW_GROUP))
+        except Exception as exc:
+            if not faults.is_disk_full(exc):
+                raise
+            raise self._disk_full(exc) from exc
         self._kept.append((layer, kept_scores.layer_scores(mats)))
         if self.tags is not None:
             self._blocks.append((layer, kept_scores.layer_blocks(mats, self.tags)))
@@ -150,11 +182,21 @@ class AttentionWriter:
         return pa.Table.from_pydict(rows, schema=arrow_schema("kept_tag_blocks"))
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        if exc_type is not None:
+        try:
+            if self._writer is not None:
+                self._writer.close()
+            if exc_type is None:
+                fsync_rename(self._tmp, self.root / self.rel_path)
+        except Exception as error:
+            if exc_type is None:  # the file could not be finished: report that
+                full = self._disk_full(error) if faults.is_disk_full(error) else None
+                with contextlib.suppress(FileNotFoundError):
+                    self._tmp.unlink()
+                if full is not None:
+                    raise full from error
+                raise
+        if exc_type is not None:  # keep the error that stopped the writing (e.g. a full disk)
             with contextlib.suppress(FileNotFoundError):
                 self._tmp.unlink()
             return
-        fsync_rename(self._tmp, self.root / self.rel_path)
         self.closed = True

@@ -56,7 +56,12 @@ def write_parquet(final: Path, table: pa.Table, before_rename=None) -> None:
     """Write ``table`` to ``final`` atomically (temporary name, fsync, rename)."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(final.name + ".tmp")
-    pq.write_table(table, tmp)
+    try:
+        pq.write_table(table, tmp)
+    except BaseException:  # a full disk, an interrupt: no partial file stays behind
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
     if before_rename is not None:
         before_rename()
     fsync_rename(tmp, final)

@@ -21,6 +21,10 @@ class WarehouseLockedError(WarehouseError):
     """Another process holds the warehouse and did not let go in time."""
 
 
+class DiskFullError(WarehouseError):
+    """The file system ran out of space; nothing of the failed write is visible."""
+
+
 def utc_now() -> dt.datetime:
     """UTC now without a time zone (DuckDB ``timestamp``): the one clock of the warehouse."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)

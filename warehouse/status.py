@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from warehouse.ingest_log import pending_rows
 from warehouse.store import Warehouse
 
 
@@ -34,15 +35,27 @@ def warehouse_status(warehouse: Warehouse, *, wait_s: float = 30.0) -> dict:
                  "last_ingest": str(last) if last else None}
                 for m, nl, nh, nr, nt, last in models
             ],
-            "recent_runs": [
-                {"started_at": str(s), "command": c, "model": m, "outcome": o, "ok": ok,
-                 "skipped": sk, "failed": f, "message": msg}
-                for s, c, m, o, ok, sk, f, msg in log
-            ],
+            "recent_runs": _recent_runs(warehouse, log),
             "attached_tables": [r[0] for r in con.execute(
                 "select name from attached_tables order by name").fetchall()],
             "db_bytes": warehouse.db_path.stat().st_size,
         }
+
+
+def _recent_runs(warehouse: Warehouse, log: list[tuple]) -> list[dict]:
+    """The table's latest runs and those whose outcome waits beside the file (ingest_log)."""
+    runs = [
+        {"started_at": str(s), "command": c, "model": m, "outcome": o, "ok": ok,
+         "skipped": sk, "failed": f, "message": msg}
+        for s, c, m, o, ok, sk, f, msg in log
+    ]
+    for row in pending_rows(warehouse):
+        runs = [run for run in runs if run["started_at"] != str(row.get("started_at"))]
+        runs.append({"started_at": str(row.get("started_at")), "command": row.get("command"),
+                     "model": row.get("model"), "outcome": row.get("outcome"),
+                     "ok": row.get("n_ok"), "skipped": row.get("n_skipped"),
+                     "failed": row.get("n_failed"), "message": row.get("message")})
+    return sorted(runs, key=lambda run: run["started_at"], reverse=True)[:5]
 
 
 def format_status(info: dict) -> str:

@@ -53,10 +53,11 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import numpy as np
 
 import sql
-from warehouse import catalog, upgrade
+from warehouse import catalog, faults, upgrade
 from warehouse.attention_writer import AttentionWriter, PendingAttention
 from warehouse.catalog import PARQUET_DIR
 from warehouse.connection import (
@@ -64,6 +65,9 @@ from warehouse.connection import (
     DEFAULT_LOCK_WAIT_S,
     LOCK_FILE,
     STORAGE_VERSION,
+    is_damage,
+    make_dir,
+    open_error,
     open_with_retry,
     transaction,
     write_lock,
@@ -72,6 +76,7 @@ from warehouse.crash import CRASH_ENV, CRASH_POINTS, CRASH_SIGNAL_ENV, crash_poi
 from warehouse.files import delete_files, new_version, write_parquet
 from warehouse.records import (
     AttentionRun,
+    DiskFullError,
     ModelInfo,
     RolloutRecord,
     SentenceSpan,
@@ -88,7 +93,7 @@ _transaction = transaction
 __all__ = [
     "ATTENTION_TABLES", "CRASH_ENV", "CRASH_POINTS", "CRASH_SIGNAL_ENV", "DB_FILE",
     "DEFAULT_LOCK_WAIT_S", "LOCK_FILE", "PARQUET_DIR", "ROLLOUT_TABLES", "STORAGE_VERSION",
-    "AttentionRun", "AttentionWriter", "ModelInfo", "PendingAttention", "RolloutRecord",
+    "AttentionRun", "AttentionWriter", "DiskFullError", "ModelInfo", "PendingAttention", "RolloutRecord",
     "SentenceSpan", "Warehouse", "WarehouseDamagedError", "WarehouseError",
     "WarehouseLockedError", "code_version", "crash_point", "model_slug", "remove_warehouse",
 ]
@@ -116,6 +121,7 @@ class Warehouse:
         # and (model, rollout_id) -> fingerprint, as committed.
         self._stored: dict[str, tuple[str, str]] | None = None
         self._fingerprints: dict[tuple[str, str], str] | None = None
+        self._files_now: list[Path] = []  # the Parquet files of the write in progress
 
     # --- connections -------------------------------------------------------------------
 
@@ -156,7 +162,7 @@ class Warehouse:
         if not read_only:
             if message := self._no_catalog_message():
                 raise WarehouseError(message)
-            self.dir.mkdir(parents=True, exist_ok=True)
+            make_dir(self.dir)
         con = open_with_retry(self.db_path, read_only, self.lock_wait_s if wait_s is None else wait_s)
         try:
             if read_only:
@@ -175,6 +181,10 @@ class Warehouse:
                         sql.install(con)
                 self._installed = True
             yield con
+        except duckdb.Error as exc:
+            if is_damage(exc) or faults.is_disk_full(exc):  # name the file, not just a block
+                raise open_error(self.db_path, exc) from exc
+            raise
         finally:
             con.close()
 
@@ -219,6 +229,38 @@ class Warehouse:
         wait_s: float | None = None,
     ) -> str:
         """Store one rollout, and optionally one model's attention for it, in one transaction.
+
+        On a full disk nothing becomes visible either: this call's files (the attention
+        file too) are deleted to give the space back, and DiskFullError says how much the
+        next attempt needs.
+        """
+        self._files_now = []
+        try:
+            return self._write_rollout(rollout, attention, wait_s=wait_s)
+        except Exception as exc:
+            if not (isinstance(exc, DiskFullError) or faults.is_disk_full(exc)):
+                raise
+            raise self._disk_full(exc, attention) from exc
+
+    def _disk_full(self, exc: Exception, attention: PendingAttention | None) -> DiskFullError:
+        """Delete this write's files; the next attempt needs them again, and DuckDB's copy."""
+        paths = [self.dir / rel for rel in self._files_now]
+        if attention is not None:
+            paths.append(self.dir / attention.writer.rel_path)
+        paths += [p.with_name(p.name + ".tmp") for p in paths]
+        sizes = 0
+        for path in paths:
+            with contextlib.suppress(OSError):
+                sizes += path.stat().st_size
+                path.unlink()
+        where = Path(getattr(exc, "filename", None) or self.db_path)
+        return DiskFullError(faults.disk_full_message(where, 2 * sizes + (1 << 20)))
+
+    def _write_rollout(
+        self, rollout: RolloutRecord, attention: PendingAttention | None = None, *,
+        wait_s: float | None = None,
+    ) -> str:
+        """write_rollout without the disk-full handling.
 
         Returns 'new', 'replaced' or 'unchanged' for the rollout's own rows (an unchanged
         rollout is not rewritten). When its sentences changed, every model's attention
@@ -383,6 +425,7 @@ class Warehouse:
     # --- internals -----------------------------------------------------------------------
 
     def _write_parquet(self, rel: Path, table) -> Path:
+        self._files_now.append(rel)
         write_parquet(self.dir / rel, table, before_rename=lambda: crash_point("parquet_write"))
         return rel
 
@@ -398,7 +441,10 @@ class Warehouse:
     def _take_over(self) -> None:
         """On taking the write lock: read the snapshot and remove orphans, in one connection."""
         self._stored, self._fingerprints = {}, {}
-        with self.connect() as con:  # creates the catalog of a new warehouse
+        self._ensure_catalog()
+        # Read-only: a `duckdb -readonly` shell open now must not stop the writer from
+        # starting; it computes and queues its commits (README, "Locking model").
+        with self.connect(read_only=True, verify=False) as con:
             keep = catalog.listed_paths(con)
             for rid, text_hash, content_hash in con.execute(
                     "select rollout_id, text_hash, content_hash from rollouts").fetchall():
