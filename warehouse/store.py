@@ -3,7 +3,8 @@
 Layout of a warehouse directory::
 
     va.duckdb                       tables of sql/00_tables, views and macros of sql/
-    parquet/rollouts/<rollout_id>/{rollouts,sentences,sentence_tags}-<version>.parquet
+    parquet/rollouts/<rollout_id>/{rollouts,sentences,sentence_tags,sentence_fields,
+                                   sentence_dependencies}-<version>.parquet
     parquet/attention/<model>/<rollout_id>/{attention,sentence_spans,attention_runs}-<version>.parquet
     write.lock                      held by the one process allowed to write
 
@@ -69,7 +70,8 @@ CRASH_ENV = "VA_WAREHOUSE_CRASH_AT"
 CRASH_SIGNAL_ENV = "VA_WAREHOUSE_CRASH_SIGNAL"
 CRASH_POINTS = ("model_pass", "parquet_write", "duckdb_load", "committed")
 
-ROLLOUT_TABLES = ("rollouts", "sentences", "sentence_tags")
+ROLLOUT_TABLES = ("rollouts", "sentences", "sentence_tags", "sentence_fields",
+                  "sentence_dependencies")
 ATTENTION_TABLES = ("attention", "sentence_spans", "attention_runs")
 
 
@@ -97,7 +99,7 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class RolloutRecord:
-    """One rollout as the warehouse stores it (rows of rollouts, sentences, sentence_tags)."""
+    """One rollout as the warehouse stores it (rows of the ROLLOUT_TABLES)."""
 
     rollout_id: str
     rollout_name: str
@@ -113,13 +115,17 @@ class RolloutRecord:
     problem_id: str | None = None
     solution_folder: str | None = None
     is_correct: bool | None = None
+    # sentence_fields rows: (idx, field, value or None, value_json)
+    fields: list[tuple[int, str, float | None, str]] = ()
+    dependencies: list[tuple[int, int]] = ()  # sentence_dependencies: (idx, depends_on_idx)
 
     @property
     def content_hash(self) -> str:
         """Changes whenever anything stored about the rollout would change."""
         payload = [self.rollout_name, self.root, self.source_path, self.sentences,
                    self.char_spans, self.tags, self.sentence_source, self.metadata,
-                   self.warnings, self.problem_id, self.solution_folder, self.is_correct]
+                   self.warnings, self.problem_id, self.solution_folder, self.is_correct,
+                   self.fields, self.dependencies]
         blob = json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -597,7 +603,27 @@ def _rollout_tables(rollout: RolloutRecord) -> dict[str, pa.Table]:
         "idx": pa.array([k for k, _ in tag_rows], pa.int32()),
         "tag": pa.array([t for _, t in tag_rows], pa.string()),
     })
-    return {"rollouts": rollout_row, "sentences": sentences, "sentence_tags": tags}
+    return {"rollouts": rollout_row, "sentences": sentences, "sentence_tags": tags,
+            **_sentence_field_tables(rollout)}
+
+
+def _sentence_field_tables(rollout: RolloutRecord) -> dict[str, pa.Table]:
+    """The thought-anchors measurements of each sentence, and its dependency edges."""
+    fields, edges = list(rollout.fields), list(rollout.dependencies)
+    return {
+        "sentence_fields": pa.table({
+            "rollout_id": pa.array([rollout.rollout_id] * len(fields), pa.string()),
+            "idx": pa.array([row[0] for row in fields], pa.int32()),
+            "field": pa.array([row[1] for row in fields], pa.string()),
+            "value": pa.array([row[2] for row in fields], pa.float64()),
+            "value_json": pa.array([row[3] for row in fields], pa.string()),
+        }),
+        "sentence_dependencies": pa.table({
+            "rollout_id": pa.array([rollout.rollout_id] * len(edges), pa.string()),
+            "idx": pa.array([edge[0] for edge in edges], pa.int32()),
+            "depends_on_idx": pa.array([edge[1] for edge in edges], pa.int32()),
+        }),
+    }
 
 
 def _spans_table(
