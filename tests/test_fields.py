@@ -7,13 +7,13 @@ import math
 
 import numpy as np
 import pytest
+from metrics_reference import kurtosis, vertical_scores
 from scipy import stats
 from sql_fixtures import close
 from stats_reference import p_value, permutation_order
 
 from ingest.pipeline import to_record
 from ingest.rollouts import LABELS, NOT_FIELDS, discover, load_all, load_rollout
-from metrics_reference import kurtosis, vertical_scores
 from warehouse.store import ModelInfo, Warehouse
 
 N_LAYERS, N_HEADS = 4, 2
