@@ -275,3 +275,19 @@ def test_default_field_is_the_first_counterfactual_importance_field(scored):
     fields = query(warehouse, "select distinct field from field_correlations(permutations := 0)")
     # math and bias rollouts side by side: alphabetically first of both data sets' fields
     assert fields == [{"field": "counterfactual_bias_importance"}]
+
+
+def test_readme_cookbook_field_queries_return_rows_on_real_data(scored):
+    from test_readme_sql import cookbook_statements
+
+    warehouse, _, _ = scored
+    statements = [s for s in cookbook_statements()
+                  if "sentence_field_scores" in s or "field_correlations" in s]
+    assert len(statements) == 2
+    important, heads = (query(warehouse, s.replace("permutations := 200", "permutations := 20"))
+                        for s in statements)
+    assert len(important) == 10
+    values = [abs(r["importance"]) for r in important]
+    assert values == sorted(values, reverse=True)
+    assert len(heads) == min(10, N_LAYERS * N_HEADS)
+    assert all(r["n_sentences"] > 0 and 0 < r["p_value"] <= 1 for r in heads)
