@@ -78,31 +78,29 @@ pairs as (
     where scores.y is not null
 ),
 
--- average ranks: the lowest rank of a tie plus half the tie's size minus one;
--- within the rollout (rx, ry) and over every rollout's sentences (pooled_rx, pooled_ry)
-ranked as (
+series_pairs as (
     select
         pairs.*,
         dense_rank() over (
             order by pairs.model, pairs.field, pairs.score, pairs.layer, pairs.head
-        ) as series_key,
-        rank() over (partition by pairs.model, pairs.field, pairs.score, pairs.layer,
-                     pairs.head, pairs.rollout_id order by pairs.x)
-        + (count(*) over (partition by pairs.model, pairs.field, pairs.score, pairs.layer,
-                          pairs.head, pairs.rollout_id, pairs.x) - 1) / 2.0 as rx,
-        rank() over (partition by pairs.model, pairs.field, pairs.score, pairs.layer,
-                     pairs.head, pairs.rollout_id order by pairs.y)
-        + (count(*) over (partition by pairs.model, pairs.field, pairs.score, pairs.layer,
-                          pairs.head, pairs.rollout_id, pairs.y) - 1) / 2.0 as ry,
-        rank() over (partition by pairs.model, pairs.field, pairs.score, pairs.layer,
-                     pairs.head order by pairs.x)
-        + (count(*) over (partition by pairs.model, pairs.field, pairs.score, pairs.layer,
-                          pairs.head, pairs.x) - 1) / 2.0 as pooled_rx,
-        rank() over (partition by pairs.model, pairs.field, pairs.score, pairs.layer,
-                     pairs.head order by pairs.y)
-        + (count(*) over (partition by pairs.model, pairs.field, pairs.score, pairs.layer,
-                          pairs.head, pairs.y) - 1) / 2.0 as pooled_ry
+        ) as series_key
     from pairs
+),
+
+-- average ranks: the lowest rank of a tie plus half the tie's size minus one;
+-- within the rollout (rx, ry) and over every rollout's sentences (pooled_rx, pooled_ry)
+ranked as (
+    select
+        series_pairs.*,
+        rank() over (partition by series_key, rollout_id order by x)
+        + (count(*) over (partition by series_key, rollout_id, x) - 1) / 2.0 as rx,
+        rank() over (partition by series_key, rollout_id order by y)
+        + (count(*) over (partition by series_key, rollout_id, y) - 1) / 2.0 as ry,
+        rank() over (partition by series_key order by x)
+        + (count(*) over (partition by series_key, x) - 1) / 2.0 as pooled_rx,
+        rank() over (partition by series_key order by y)
+        + (count(*) over (partition by series_key, y) - 1) / 2.0 as pooled_ry
+    from series_pairs
 ),
 
 -- one row per (series, rollout): the ranks as lists in sentence order, and their sums
@@ -209,68 +207,56 @@ cross_products as (
         and shuffles.idx_list = per_rollout.idx_list
 ),
 
--- Pearson correlation of the ranks from the sums: under a shuffle only sxy changes
-rollout_rhos as (
+-- the sums of the Pearson correlation of the ranks: per rollout, and pooled (rollout_id
+-- NULL) by adding up the rollouts' pooled-rank sums; under a shuffle only sxy changes
+sums as (
     select
         per_rollout.series_key,
         per_rollout.rollout_id,
         cross_products.permutation,
         per_rollout.n,
-        (cross_products.sxy - per_rollout.sx * per_rollout.sy / per_rollout.n)
-        / nullif(
-            sqrt(
-                greatest(per_rollout.sxx - per_rollout.sx * per_rollout.sx / per_rollout.n, 0)
-                * greatest(per_rollout.syy - per_rollout.sy * per_rollout.sy / per_rollout.n, 0)
-            ),
-            0
-        ) as rho
+        per_rollout.sx,
+        per_rollout.sy,
+        per_rollout.sxx,
+        per_rollout.syy,
+        cross_products.sxy
     from cross_products
     inner join per_rollout
         on per_rollout.series_key = cross_products.series_key
         and per_rollout.rollout_id = cross_products.rollout_id
-),
-
-pooled_sums as (
+    union all
     select
         per_rollout.series_key,
+        null as rollout_id,
+        cross_products.permutation,
         sum(per_rollout.n) as n,
         sum(per_rollout.pooled_sx) as sx,
         sum(per_rollout.pooled_sy) as sy,
         sum(per_rollout.pooled_sxx) as sxx,
-        sum(per_rollout.pooled_syy) as syy
-    from per_rollout
-    group by per_rollout.series_key
-),
-
-pooled_rhos as (
-    select
-        pooled_sums.series_key,
-        null::varchar as rollout_id,
-        sums.permutation,
-        pooled_sums.n,
-        (sums.sxy - pooled_sums.sx * pooled_sums.sy / pooled_sums.n)
-        / nullif(
-            sqrt(
-                greatest(pooled_sums.sxx - pooled_sums.sx * pooled_sums.sx / pooled_sums.n, 0)
-                * greatest(pooled_sums.syy - pooled_sums.sy * pooled_sums.sy / pooled_sums.n, 0)
-            ),
-            0
-        ) as rho
-    from (
-        select
-            cross_products.series_key,
-            cross_products.permutation,
-            sum(cross_products.pooled_sxy) as sxy
-        from cross_products
-        group by cross_products.series_key, cross_products.permutation
-    ) as sums
-    inner join pooled_sums on pooled_sums.series_key = sums.series_key
+        sum(per_rollout.pooled_syy) as syy,
+        sum(cross_products.pooled_sxy) as sxy
+    from cross_products
+    inner join per_rollout
+        on per_rollout.series_key = cross_products.series_key
+        and per_rollout.rollout_id = cross_products.rollout_id
+    group by per_rollout.series_key, cross_products.permutation
 ),
 
 rhos as (
-    select * from rollout_rhos
-    union all
-    select * from pooled_rhos
+    select
+        sums.series_key,
+        sums.rollout_id,
+        sums.permutation,
+        sums.n,
+        (sums.sxy - sums.sx * sums.sy / sums.n)
+        / nullif(
+            sqrt(
+                greatest(sums.sxx - sums.sx * sums.sx / sums.n, 0)
+                * greatest(sums.syy - sums.sy * sums.sy / sums.n, 0)
+            ),
+            0
+        ) as rho
+    from sums
 ),
 
 tested as (
