@@ -471,9 +471,9 @@ def _standard_json(value):
 def _dependencies_from_labels(labels: list, n: int, warnings: list[str]) -> list[tuple[int, int]]:
     """(idx, depends_on_idx) for each depends_on entry naming an earlier sentence.
 
-    Entries are integers or strings of integers (the math data writes "3"); anything
-    else, an index not below the sentence's own, and a repeated index are skipped, with
-    one warning listing them.
+    One edge per entry (a repeated entry gives a repeated edge). Entries are integers or
+    strings of integers (the math data writes "3"); anything else, and an index that is
+    not below the sentence's own, is skipped, with one warning listing them.
     """
     edges: list[tuple[int, int]] = []
     skipped: list[str] = []
@@ -484,17 +484,15 @@ def _dependencies_from_labels(labels: list, n: int, warnings: list[str]) -> list
         if not isinstance(depends_on, list):
             skipped.append(f"{k} -> {_kind(depends_on)}")
             continue
-        seen: set[int] = set()
         for raw in depends_on:
             target = _sentence_index(raw)
-            if target is None or not 0 <= target < k or target in seen:
+            if target is None or not 0 <= target < k:
                 skipped.append(f"{k} -> {json.dumps(raw, ensure_ascii=False)[:40]}")
                 continue
-            seen.add(target)
             edges.append((k, target))
     if skipped:
-        warnings.append(f"{LABELS} {DEPENDS_ON}: skipped {len(skipped)} edge(s) naming no "
-                        f"earlier sentence (or repeating one): sentence {_listing(skipped)}")
+        warnings.append(f"{LABELS} {DEPENDS_ON}: skipped {len(skipped)} entr(ies) naming no "
+                        f"earlier sentence: sentence {_listing(skipped)}")
     return edges
 
 

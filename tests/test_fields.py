@@ -35,13 +35,14 @@ def expected_fields(rollout) -> list[tuple]:
     return rows
 
 
-def expected_edges(rollout) -> set[tuple[int, int]]:
-    edges = set()
+def expected_edges(rollout) -> list[tuple[int, int]]:
+    """One edge per depends_on entry that names an earlier sentence, in file order."""
+    edges = []
     for k, entry in enumerate(labels_of(rollout)[: len(rollout.sentences)]):
         for raw in entry.get("depends_on", []):
             target = int(raw)
             if 0 <= target < k:
-                edges.add((k, target))
+                edges.append((k, target))
     return edges
 
 
@@ -67,14 +68,13 @@ def test_dependency_edges_counted_exactly(shared_loaded):
     total = skipped = 0
     for rollout in shared_loaded:
         edges = expected_edges(rollout)
-        assert set(rollout.dependencies) == edges, rollout.rollout_id
-        assert len(rollout.dependencies) == len(edges)
+        assert list(rollout.dependencies) == edges, rollout.rollout_id
         total += len(edges)
         entries = sum(len(e.get("depends_on", [])) for e in labels_of(rollout))
         if entries != len(edges):
             skipped += entries - len(edges)
             warning = [w for w in rollout.warnings if "depends_on" in w]
-            assert warning and f"skipped {entries - len(edges)} edge(s)" in warning[0]
+            assert warning and f"skipped {entries - len(edges)} entr(ies)" in warning[0]
     assert total > 6000
     assert skipped > 0  # the sesgo data names some later sentences and itself
 
@@ -101,13 +101,13 @@ def test_bad_values_are_null_with_a_warning_never_a_failed_load(tmp_path):
     assert values[(2, "score")] == (None, '"high"')
     assert values[(2, "nested")] == (None, '{"v": null}')
     assert values[(3, "score")] == (None, "null")
-    assert rollout.dependencies == ((1, 0), (3, 2), (3, 1))
+    assert rollout.dependencies == ((1, 0), (1, 0), (3, 2), (3, 1))  # one edge per entry
     text = "\n".join(rollout.warnings)
     assert "field 'score' is nan, not a finite number in sentence(s) 1" in text
     assert "field 'score' is a string, not a number as in other sentences in sentence(s) 2" in text
     assert "field 'score' is inf, not a finite number in sentence(s) 3" in text
     assert "field 'nested' holds NaN or Infinity" in text
-    assert "skipped 6 edge(s)" in text and "1 -> \"7\"" in text and "2 -> a string" in text
+    assert "skipped 5 entr(ies)" in text and "1 -> \"7\"" in text and "2 -> a string" in text
 
 
 # --- stored with the rollout, and the SQL over it ---------------------------------------
@@ -151,15 +151,15 @@ def test_stored_fields_and_edges_equal_the_json(scored):
         assert [(r["idx"], r["field"], r["value"], json.loads(r["j"])) for r in rows] == expected
         edges = query(warehouse, "select idx, depends_on_idx from sentence_dependencies "
                       "where rollout_id = ?", [rollout.rollout_id])
-        assert {(e["idx"], e["depends_on_idx"]) for e in edges} == expected_edges(rollout)
-        assert len(edges) == len(expected_edges(rollout))
+        assert sorted((e["idx"], e["depends_on_idx"]) for e in edges) == sorted(
+            expected_edges(rollout))
         graph = query(warehouse, "select idx, in_degree, out_degree, depends_on from "
                       "sentence_graph where rollout_id = ? order by idx", [rollout.rollout_id])
         assert len(graph) == len(rollout.sentences)
-        for row in graph:
-            mine = sorted(t for s, t in expected_edges(rollout) if s == row["idx"])
+        for row in graph:  # degrees count distinct neighbours
+            mine = sorted({t for s, t in expected_edges(rollout) if s == row["idx"]})
             assert row["depends_on"] == mine and row["out_degree"] == len(mine)
-            assert row["in_degree"] == sum(1 for _, t in expected_edges(rollout) if t == row["idx"])
+            assert row["in_degree"] == len({s for s, t in expected_edges(rollout) if t == row["idx"]})
 
 
 def test_a_changed_field_reloads_the_rollout(tmp_path):
@@ -225,7 +225,7 @@ def test_sentence_scores_joins_tags_degrees_and_best_heads(scored):
             want = reference_scores(matrices[rollout.rollout_id][layer, head], 4, True, True)
             assert close(got, None if math.isnan(want[row["idx"]]) else want[row["idx"]])
     edges = expected_edges(rollout)
-    assert sum(r["in_degree"] for r in rows) == sum(r["out_degree"] for r in rows) == len(edges)
+    assert sum(r["in_degree"] for r in rows) == sum(r["out_degree"] for r in rows) == len(set(edges))
 
 
 def test_field_correlations_equal_scipy(scored):

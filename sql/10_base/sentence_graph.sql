@@ -1,11 +1,11 @@
 -- One row per sentence: its text, its tags and its place in the dependency graph of
 -- chunks_labeled.json's depends_on (edges to earlier sentences only; invalid entries
--- were skipped at load, with a warning on the rollout).
+-- were skipped at load, with a warning on the rollout). Degrees count distinct neighbours.
 --- rollout_id: rollout (rollouts.rollout_id)
 --- idx: original sentence index
 --- text: the sentence
 --- tags: its tags (function_tags), sorted; empty when none
---- depends_on: the earlier sentences it builds on, ascending
+--- depends_on: the earlier sentences it builds on, ascending and distinct
 --- out_degree: number of sentences it builds on (len(depends_on))
 --- in_degree: number of later sentences that build on it
 create or replace view sentence_graph as
