@@ -22,8 +22,9 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import sql  # noqa: E402
 from sql_ranking import build  # noqa: E402
+
+import sql  # noqa: E402
 
 
 def add_sentence_data(con: duckdb.DuckDBPyConnection, n: int) -> None:
