@@ -467,6 +467,29 @@ def sql_command(query, fmt, warehouse_dir, lock_wait, debug):
 
 
 @main.command()
+@click.option("--write", is_flag=True,
+              help="Allow writes (holds the warehouse's write lock until the shell exits).")
+@warehouse_option
+@debug_option
+@friendly_errors
+def shell(write, warehouse_dir, debug):
+    """Open the duckdb shell on the warehouse, read-only unless --write.
+
+    Every view and macro works in it as in `cli.py sql`. While it is open it holds a
+    read lock that makes `ingest` and `load` wait (README: 'Locking model').
+
+    \b
+    Example:
+      python cli.py shell
+      D select * from rollout_ranking;
+    """
+    from warehouse.shell import run_shell
+    from warehouse.store import Warehouse
+
+    sys.exit(run_shell(Warehouse(warehouse_dir), write=write))
+
+
+@main.command()
 @metric_options
 @format_option
 @warehouse_option

@@ -107,6 +107,8 @@ def to_record(rollout: Rollout) -> RolloutRecord:
         problem_id=rollout.problem_id,
         solution_folder=rollout.solution_folder,
         is_correct=rollout.is_correct,
+        fields=[tuple(f) for f in rollout.fields],
+        dependencies=[tuple(d) for d in rollout.dependencies],
     )
 
 

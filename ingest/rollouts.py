@@ -10,6 +10,12 @@ sentences that are not strings, no sentences at all) and lenient, with a warning
 recorded on the rollout, where METRICS.md §1 defines a repair (labels shorter or
 longer than the sentences, an entry that is not a dict, ``function_tags`` that is
 not a list, a ``chunk_idx`` that disagrees with the position).
+
+Every other key of a ``chunks_labeled.json`` entry (the thought-anchors measurements:
+``counterfactual_importance_accuracy``, ``p_biased``, ``depends_on``, ...) is kept as a
+sentence field: its JSON, and its number when it is one. ``depends_on`` also becomes
+dependency edges. A bad value there never fails a load: it is stored as NULL (or
+skipped, for an edge) with a warning naming the sentence and the field.
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from sql.defaults import DEFAULTS
 
@@ -33,6 +41,10 @@ DEFAULT_TAG = DEFAULTS["tag"]
 # A sentence longer than this cannot be a sentence: it is a whole document pasted
 # into one chunk, and would dominate (or overflow) the model pass.
 DEFAULT_MAX_SENTENCE_CHARS = 100_000
+# Keys of a chunks_labeled.json entry that are not sentence fields: the sentence itself,
+# its position and its tags are stored in sentences and sentence_tags.
+NOT_FIELDS = ("chunk", "chunk_idx", "function_tags")
+DEPENDS_ON = "depends_on"
 
 
 class RolloutError(Exception):
@@ -47,6 +59,15 @@ class DiscoveryError(Exception):
     """The roots given do not name a usable set of rollout directories."""
 
 
+class SentenceField(NamedTuple):
+    """One key of one chunks_labeled.json entry (a sentence_fields row)."""
+
+    idx: int
+    field: str
+    value: float | None  # the number (booleans 0/1); None when not a finite number
+    value_json: str  # the value as standard JSON (non-finite numbers become null)
+
+
 @dataclass(frozen=True)
 class Rollout:
     """One rollout: its sentences, their tags, and every other JSON file as metadata."""
@@ -59,6 +80,8 @@ class Rollout:
     sentence_source: str  # CHUNKS, or LABELS when chunks.json is absent
     metadata: dict = field(default_factory=dict)  # file stem -> parsed JSON
     warnings: tuple[str, ...] = ()
+    fields: tuple[SentenceField, ...] = ()
+    dependencies: tuple[tuple[int, int], ...] = ()  # (idx, depends_on_idx), earlier sentences
 
     @property
     def name(self) -> str:
@@ -237,7 +260,8 @@ def load_rollout(
             rid, LABELS,
             "is missing" + (" (chunks.json alone carries no labels)" if has_chunks else ""),
         )
-    labels = _read_json(rid, labels_path, warnings)
+    # NaN and Infinity stay floats here: sentence_fields warns about them field by field
+    labels = _read_json(rid, labels_path, warnings, keep_constants=True)
     if not isinstance(labels, list):
         raise RolloutError(rid, LABELS, f"must hold a list of chunk entries, not {_kind(labels)}")
 
@@ -258,6 +282,8 @@ def load_rollout(
             )
 
     tags = _tags_from_labels(rid, labels, len(sentences), warnings)
+    fields = _fields_from_labels(labels, len(sentences), warnings)
+    dependencies = _dependencies_from_labels(labels, len(sentences), warnings)
 
     metadata = {}
     for file in sorted(path.iterdir()):
@@ -273,6 +299,8 @@ def load_rollout(
         sentence_source=source,
         metadata=metadata,
         warnings=tuple(warnings),
+        fields=tuple(fields),
+        dependencies=tuple(dependencies),
     )
 
 
@@ -289,11 +317,13 @@ def _check_readable(rid: str, path: Path) -> None:
         ) from None
 
 
-def _read_json(rid: str, path: Path, warnings: list[str] | None = None):
+def _read_json(rid: str, path: Path, warnings: list[str] | None = None, *,
+               keep_constants: bool = False):
     """Parse one JSON file; every way it can be unusable becomes a RolloutError.
 
     NaN and Infinity (accepted by Python, not JSON) become null, with a warning: the
-    warehouse stores metadata in DuckDB JSON columns, which need standard JSON.
+    warehouse stores metadata in DuckDB JSON columns, which need standard JSON. With
+    ``keep_constants`` they stay Python floats and the caller deals with them.
     """
     try:
         raw = path.read_bytes()
@@ -312,7 +342,7 @@ def _read_json(rid: str, path: Path, warnings: list[str] | None = None):
         return None
 
     try:
-        value = json.loads(text, parse_constant=non_json_constant)
+        value = json.loads(text, parse_constant=float if keep_constants else non_json_constant)
     except json.JSONDecodeError as exc:
         raise RolloutError(
             rid, path.name, f"is not valid JSON ({exc.msg}, line {exc.lineno}, column {exc.colno})"
@@ -397,6 +427,109 @@ def _tags_from_labels(rid: str, labels: list, n: int, warnings: list[str]) -> li
             warnings.append(f"{LABELS} entry {k}: non-string function_tags ignored")
         tags.append(tuple(dict.fromkeys(strings)))  # unique, order kept
     return tags
+
+
+def _fields_from_labels(labels: list, n: int, warnings: list[str]) -> list[SentenceField]:
+    """Every key but NOT_FIELDS of the first n entries, as sentence_fields rows.
+
+    A number (or boolean, as 0/1) gives ``value``; NaN, Infinity, a number too large for a
+    double, and a non-number in a field that is a number in another sentence of the
+    rollout give NULL and a warning per (field, problem) listing the sentences.
+    """
+    entries = [(k, e) for k, e in enumerate(labels[:n]) if isinstance(e, dict)]
+    numeric = {key for _, e in entries for key, v in e.items() if _is_number(v)}
+    problems: dict[tuple[str, str], list[int]] = {}
+    rows = []
+    for k, entry in entries:
+        for key, raw in entry.items():
+            if key in NOT_FIELDS:
+                continue
+            clean, replaced = _standard_json(raw)
+            problem = None
+            value = None
+            if _is_number(raw):
+                value, problem = _as_double(raw)
+            elif key in numeric and raw is not None:
+                problem = f"is {_kind(raw)}, not a number as in other sentences"
+            if replaced and problem is None:
+                problem = "holds NaN or Infinity (null in value_json)"
+            if problem:
+                problems.setdefault((key, problem), []).append(k)
+            rows.append(SentenceField(k, key, value, json.dumps(clean, ensure_ascii=False)))
+    for (key, problem), sentences in problems.items():
+        warnings.append(f"{LABELS} field '{key}' {problem} in sentence(s) "
+                        f"{_listing(sentences)} (value stored as NULL)")
+    return rows
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float)  # bool is an int: stored as 0/1
+
+
+def _as_double(value: int | float) -> tuple[float | None, str | None]:
+    try:
+        number = float(value)
+    except OverflowError:
+        return None, "is too large for a double"
+    if not math.isfinite(number):  # NaN, Infinity, or 1e400 read as inf
+        return None, f"is {value!r}, not a finite number"
+    return number, None
+
+
+def _standard_json(value):
+    """(value with every non-finite float replaced by None, whether any was)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, True
+    if isinstance(value, list):
+        items = [_standard_json(v) for v in value]
+        return [v for v, _ in items], any(r for _, r in items)
+    if isinstance(value, dict):
+        items = {key: _standard_json(v) for key, v in value.items()}
+        return {key: v for key, (v, _) in items.items()}, any(r for _, r in items.values())
+    return value, False
+
+
+def _dependencies_from_labels(labels: list, n: int, warnings: list[str]) -> list[tuple[int, int]]:
+    """(idx, depends_on_idx) for each depends_on entry naming an earlier sentence.
+
+    One edge per entry (a repeated entry gives a repeated edge). Entries are integers or
+    strings of integers (the math data writes "3"); anything else, and an index that is
+    not below the sentence's own, is skipped, with one warning listing them.
+    """
+    edges: list[tuple[int, int]] = []
+    skipped: list[str] = []
+    for k, entry in enumerate(labels[:n]):
+        depends_on = entry.get(DEPENDS_ON) if isinstance(entry, dict) else None
+        if depends_on is None:
+            continue
+        if not isinstance(depends_on, list):
+            skipped.append(f"{k} -> {_kind(depends_on)}")
+            continue
+        for raw in depends_on:
+            target = _sentence_index(raw)
+            if target is None or not 0 <= target < k:
+                skipped.append(f"{k} -> {json.dumps(raw, ensure_ascii=False)[:40]}")
+                continue
+            edges.append((k, target))
+    if skipped:
+        warnings.append(f"{LABELS} {DEPENDS_ON}: skipped {len(skipped)} entr(ies) naming no "
+                        f"earlier sentence: sentence {_listing(skipped)}")
+    return edges
+
+
+def _sentence_index(value) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,9}\s*", value):
+        return int(value)
+    return None
+
+
+def _listing(items: list, limit: int = 10) -> str:
+    shown = ", ".join(map(str, items[:limit]))
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def _kind(value) -> str:

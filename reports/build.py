@@ -42,7 +42,7 @@ import altair as alt
 import polars as pl
 import vl_convert
 
-from reports import charts
+from reports import causal, charts
 from reports.data import (
     ALPHA,
     DEFAULT_TAG,
@@ -145,6 +145,7 @@ def build_report(
                     seconds=time.monotonic() - started,
                 )
             data = load_report_data(con, params)
+            data.causal = causal.load_causal_data(con, params, data.model)  # thought-anchors fields
 
         tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         try:
@@ -313,6 +314,7 @@ def _write_report(data: ReportData, out: Path, *, png: bool, step: Callable[[str
     step("index.html")
 
     heads_charts = statistics_charts(data)
+    heads_charts.update(causal.heads_charts(data.causal))
     if png:
         for name, spec in heads_charts.items():
             _write_png(spec, out / f"{name}.png")
@@ -344,10 +346,10 @@ def _write_rollout(data: ReportData, rollout: dict, folder: Path, *, png: bool) 
     }
     (folder / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     files = 1
-    sections = []
-    for head_row in best.iter_rows(named=True):
-        section, layer_charts = _layer_section(data, rollout, head_row, sentences)
-        sections.append((section, layer_charts))
+    sections = [_layer_section(data, rollout, head_row, sentences)
+                for head_row in best.iter_rows(named=True)]
+    sections += causal.rollout_sections(data.causal, rid, data.params.tag)
+    for _title, layer_charts in sections:
         if png:
             for filename, (spec, _renderer) in layer_charts.items():
                 _write_png(spec, folder / f"{filename}.png")
@@ -619,6 +621,7 @@ selections or consistent heads as <code>{esc(p.tag)}</code> (▶, dark bars), th
 specific to it.</p>
 {_chart_or_note("tag_comparison", specs, "No tag has a defined ΔVA.")}
 {table(tag_headers, tag_rows)}
+{causal.heads_block(data.causal, specs)}
 """
     return page(f"Heads and tags: {data.model}", body,
                 {name: (spec, "svg") for name, spec in specs.items()})

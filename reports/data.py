@@ -87,6 +87,7 @@ class ReportData:
     top_heads: pl.DataFrame = field(default_factory=pl.DataFrame)  # its most consistent heads
     receivers: pl.DataFrame = field(default_factory=pl.DataFrame)  # every head's mean kurtosis
     tags: pl.DataFrame = field(default_factory=pl.DataFrame)  # tag_summary of every tag
+    causal: object = None  # reports.causal.CausalData: the thought-anchors sections
 
     def rollout_ids(self) -> list[str]:
         return self.ranking["rollout_id"].to_list()

@@ -20,6 +20,8 @@ DEFAULTS: dict[str, object] = {
     "layers": None,  # §7: None = each model's representative layers (early, middle, late)
     "all_layers": False,  # §7: true = every layer of the model (overrides layers)
     "k": 20,  # §8: how many receiver heads
+    # The sentence fields of chunks_labeled.json (docs/STATISTICS.md §9).
+    "field": None,  # None = the first counterfactual importance field present
     # The statistics (docs/STATISTICS.md).
     "all_tags": False,  # §7: every tag present instead of tag alone
     "permutations": 1000,  # K, label permutations and sign flips behind each p-value
@@ -40,6 +42,9 @@ _EVERY_HEAD = ("STATISTICS.md §6: 'is there a head of this model that attends t
 PER_MACRO: dict[str, tuple[dict[str, object], str]] = {
     "receiver_head_kurtosis": ({"control_depth": False, "trim": False, "all_layers": True}, _PAPER),
     "receiver_heads": ({"control_depth": False, "trim": False, "all_layers": True}, _PAPER),
+    "receiver_scores": ({"control_depth": False, "trim": False, "all_layers": True}, _PAPER),
+    "sentence_field_scores": ({"control_depth": False, "trim": False, "all_layers": True},
+                              _PAPER),
     "head_consistency": ({"all_layers": True}, _EVERY_HEAD),
     "receiver_head_delta_va": ({"all_layers": True}, _EVERY_HEAD),
     "tag_summary": ({"all_tags": True}, "STATISTICS.md §7: the summary compares every tag"),

@@ -17,6 +17,8 @@ from pathlib import Path
 import duckdb
 from click.testing import CliRunner
 
+from warehouse.store import ROLLOUT_TABLES
+
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = ("rollouts", "sentences", "sentence_tags", "models", "attention", "sentence_spans",
           "attention_runs", "parquet_files")
@@ -136,15 +138,15 @@ def assert_consistent(wh_dir: Path, *, no_orphans: bool = False) -> dict:
         manifest = q("select table_name, rollout_id, model, path from parquet_files")
         for *_, path in manifest:
             assert (wh_dir / path).is_file(), f"manifest names a missing file {path}"
-        for table in ("rollouts", "sentences", "sentence_tags", "attention", "sentence_spans",
-                      "attention_runs"):
+        for table in (*ROLLOUT_TABLES, "attention", "sentence_spans", "attention_runs"):
             paths = [str(wh_dir / p) for t, _, _, p in manifest if t == table]
             stored = q(f"select count(*) from {table}")[0][0]
             in_files = q("select count(*) from read_parquet(?)", [paths])[0][0] if paths else 0
             assert stored == in_files, f"{table}: {stored} rows, {in_files} in its manifest files"
         per_rollout = q("""select rollout_id, count(*) from parquet_files where model is null
                            group by all""")
-        assert all(n == 3 for _, n in per_rollout) and len(per_rollout) == len(n_sentences)
+        assert all(n == len(ROLLOUT_TABLES) for _, n in per_rollout)
+        assert len(per_rollout) == len(n_sentences)
         attention_files = q("""select model, rollout_id, count(*) from parquet_files
                                where model is not null group by all""")
         assert sorted((m, r) for m, r, _ in attention_files) == sorted(runs)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from warehouse.store import (
+    ROLLOUT_TABLES,
     ModelInfo,
     RolloutRecord,
     WarehouseLockedError,
@@ -72,7 +73,7 @@ def test_rewrite_replaces_exactly_one_rollout(warehouse):
     manifest = {p for (p,) in rows(warehouse, "select path from parquet_files")}
     on_disk = {p.relative_to(warehouse.dir).as_posix()
                for p in (warehouse.dir / "parquet").rglob("*.parquet")}
-    assert manifest == on_disk and len(manifest) == 2 * (3 + 3)
+    assert manifest == on_disk and len(manifest) == 2 * (len(ROLLOUT_TABLES) + 3)
 
 
 def test_unchanged_rollout_is_not_rewritten_and_changed_text_drops_attention(warehouse):

@@ -46,7 +46,7 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class RolloutRecord:
-    """One rollout as the warehouse stores it (rows of rollouts, sentences, sentence_tags)."""
+    """One rollout as the warehouse stores it (rows of the ROLLOUT_TABLES)."""
 
     rollout_id: str
     rollout_name: str
@@ -62,13 +62,17 @@ class RolloutRecord:
     problem_id: str | None = None
     solution_folder: str | None = None
     is_correct: bool | None = None
+    # sentence_fields rows: (idx, field, value or None, value_json)
+    fields: list[tuple[int, str, float | None, str]] = ()
+    dependencies: list[tuple[int, int]] = ()  # sentence_dependencies: (idx, depends_on_idx)
 
     @property
     def content_hash(self) -> str:
         """Changes whenever anything stored about the rollout would change."""
         payload = [self.rollout_name, self.root, self.source_path, self.sentences,
                    self.char_spans, self.tags, self.sentence_source, self.metadata,
-                   self.warnings, self.problem_id, self.solution_folder, self.is_correct]
+                   self.warnings, self.problem_id, self.solution_folder, self.is_correct,
+                   self.fields, self.dependencies]
         blob = json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 

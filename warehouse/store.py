@@ -17,7 +17,8 @@ in their own modules:
 Layout of a warehouse directory::
 
     va.duckdb                       tables of sql/00_tables, views and macros of sql/
-    parquet/rollouts/<rollout_id>/{rollouts,sentences,sentence_tags}-<version>.parquet
+    parquet/rollouts/<rollout_id>/{rollouts,sentences,sentence_tags,sentence_fields,
+                                   sentence_dependencies}-<version>.parquet
     parquet/attention/<model>/<rollout_id>/{attention,sentence_spans,attention_runs}-<version>.parquet
     write.lock                      held by the one process allowed to write
 

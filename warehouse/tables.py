@@ -22,7 +22,8 @@ from warehouse.records import (
     utc_now,
 )
 
-ROLLOUT_TABLES = ("rollouts", "sentences", "sentence_tags")
+ROLLOUT_TABLES = ("rollouts", "sentences", "sentence_tags", "sentence_fields",
+                  "sentence_dependencies")
 ATTENTION_TABLES = ("attention", "sentence_spans", "attention_runs")
 # The DuckDB table whose schema the attention Parquet files have.
 ATTENTION_SCHEMA_TABLE = "attention_inline"
@@ -76,7 +77,27 @@ def rollout_tables(rollout: RolloutRecord) -> dict[str, pa.Table]:
         "idx": [k for k, _ in tag_rows],
         "tag": [t for _, t in tag_rows],
     })
-    return {"rollouts": rollout_row, "sentences": sentences, "sentence_tags": tags}
+    return {"rollouts": rollout_row, "sentences": sentences, "sentence_tags": tags,
+            **_sentence_field_tables(rollout)}
+
+
+def _sentence_field_tables(rollout: RolloutRecord) -> dict[str, pa.Table]:
+    """The thought-anchors measurements of each sentence, and its dependency edges."""
+    fields, edges = list(rollout.fields), list(rollout.dependencies)
+    return {
+        "sentence_fields": _table("sentence_fields", {
+            "rollout_id": [rollout.rollout_id] * len(fields),
+            "idx": [row[0] for row in fields],
+            "field": [row[1] for row in fields],
+            "value": [row[2] for row in fields],
+            "value_json": [row[3] for row in fields],
+        }),
+        "sentence_dependencies": _table("sentence_dependencies", {
+            "rollout_id": [rollout.rollout_id] * len(edges),
+            "idx": [edge[0] for edge in edges],
+            "depends_on_idx": [edge[1] for edge in edges],
+        }),
+    }
 
 
 def spans_table(

@@ -1,0 +1,74 @@
+-- Receiver score of each sentence (the thought-anchors paper; METRICS.md §8): the mean of
+-- the sentence's vertical scores v_c (§5) over the model's k receiver heads
+-- (receiver_heads), NULL scores omitted. The vertical scores use the receiver heads'
+-- setting: by default the paper's (proximity_ignore 4, control_depth false, no trim, all
+-- layers), so every sentence but the last p has a score.
+-- Parameters: k (default as receiver_heads) and those of receiver_heads.
+--- model: model name
+--- rollout_id: rollout
+--- idx: original sentence index
+--- receiver_score: mean v_c over the receiver heads with a defined v_c; NULL when none
+--- n_heads: receiver heads with a defined v_c for this sentence
+create or replace macro receiver_scores(
+    k := 20,
+    tag := 'verbalized_evaluation_awareness',
+    proximity_ignore := 4,
+    control_depth := false,
+    score_type := 'mean',
+    trim := false,
+    layers := null,
+    all_layers := true
+) as table
+with heads as (
+    select
+        receivers.model,
+        receivers.layer,
+        receivers.head
+    from
+        receiver_heads(
+            k := k,
+            tag := tag,
+            proximity_ignore := proximity_ignore,
+            control_depth := control_depth,
+            score_type := score_type,
+            trim := trim,
+            layers := layers,
+            all_layers := all_layers
+        ) as receivers
+),
+
+scores as (
+    select
+        vert.model,
+        vert.rollout_id,
+        vert.layer,
+        vert.head,
+        vert.idx,
+        vert.vertical_score
+    from
+        vertical_scores(
+            tag := tag,
+            proximity_ignore := proximity_ignore,
+            control_depth := control_depth,
+            score_type := score_type,
+            trim := trim,
+            layers := layers,
+            all_layers := all_layers
+        ) as vert
+)
+
+select
+    scores.model,
+    scores.rollout_id,
+    scores.idx,
+    avg(scores.vertical_score) as receiver_score,
+    count(scores.vertical_score)::integer as n_heads
+from scores
+inner join heads
+    on heads.model = scores.model
+    and heads.layer = scores.layer
+    and heads.head = scores.head
+group by scores.model, scores.rollout_id, scores.idx;
+
+create or replace view receiver_scores as
+select * from receiver_scores();

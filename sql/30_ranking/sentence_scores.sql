@@ -1,0 +1,120 @@
+-- Per (model, rollout, sentence): white-box scores beside the sentence's tags and its
+-- place in the dependency graph, so they can be joined with the black-box fields
+-- (sentence_fields). The receiver score uses the receiver heads' setting (receiver_scores:
+-- the paper's, METRICS.md §8, k heads); the best-head vertical scores use the other
+-- parameters (the notebook's setting by default, §5-7): for each chosen layer, v_c of the
+-- sentence in that layer's best head (NULL for a sentence outside the analysed range, one
+-- of the last p analysed columns, or a layer without a best head).
+-- Parameters: k (receiver heads, as receiver_heads) and those of best_heads.
+--- model: model name
+--- rollout_id: rollout
+--- idx: original sentence index
+--- text: the sentence
+--- tags: its tags, sorted
+--- receiver_score: mean v_c over the k receiver heads (receiver_scores); NULL when undefined
+--- layers: the layers scored, ascending (as rollout_ranking)
+--- heads: best head of each layer (aligned with layers)
+--- vertical_score_by_layer: v_c of the sentence in each layer's best head (aligned with layers)
+--- in_degree: later sentences that depend on it (depends_on)
+--- out_degree: earlier sentences it depends on
+create or replace macro sentence_scores(
+    k := 20,
+    tag := 'verbalized_evaluation_awareness',
+    proximity_ignore := 4,
+    control_depth := true,
+    score_type := 'mean',
+    trim := true,
+    layers := null,
+    all_layers := false
+) as table
+with best as (
+    select
+        best_heads.model,
+        best_heads.rollout_id,
+        best_heads.layer,
+        best_heads.head
+    from
+        best_heads(
+            tag := tag,
+            proximity_ignore := proximity_ignore,
+            control_depth := control_depth,
+            score_type := score_type,
+            trim := trim,
+            layers := layers,
+            all_layers := all_layers
+        ) as best_heads
+),
+
+vert as (
+    select
+        scores.model,
+        scores.rollout_id,
+        scores.layer,
+        scores.head,
+        scores.idx,
+        scores.vertical_score
+    from
+        vertical_scores(
+            tag := tag,
+            proximity_ignore := proximity_ignore,
+            control_depth := control_depth,
+            score_type := score_type,
+            trim := trim,
+            layers := layers,
+            all_layers := all_layers
+        ) as scores
+),
+
+-- every sentence of each (model, rollout) that has attention, once per chosen layer
+grid as (
+    select
+        best.model,
+        best.rollout_id,
+        best.layer,
+        best.head,
+        graph.idx
+    from best
+    inner join sentence_graph as graph on graph.rollout_id = best.rollout_id
+),
+
+by_sentence as (
+    select
+        grid.model,
+        grid.rollout_id,
+        grid.idx,
+        list(grid.layer::integer order by grid.layer) as layers,
+        list(grid.head::integer order by grid.layer) as heads,
+        list(vert.vertical_score order by grid.layer) as vertical_score_by_layer
+    from grid
+    left join vert
+        on vert.model = grid.model
+        and vert.rollout_id = grid.rollout_id
+        and vert.layer = grid.layer
+        and vert.head = grid.head
+        and vert.idx = grid.idx
+    group by grid.model, grid.rollout_id, grid.idx
+)
+
+select
+    by_sentence.model,
+    by_sentence.rollout_id,
+    by_sentence.idx,
+    graph.text,
+    graph.tags,
+    receivers.receiver_score,
+    by_sentence.layers,
+    by_sentence.heads,
+    by_sentence.vertical_score_by_layer,
+    graph.in_degree,
+    graph.out_degree
+from by_sentence
+inner join sentence_graph as graph
+    on graph.rollout_id = by_sentence.rollout_id and graph.idx = by_sentence.idx
+left join receiver_scores(k := k, tag := tag) as receivers
+    on receivers.model = by_sentence.model
+    and receivers.rollout_id = by_sentence.rollout_id
+    and receivers.idx = by_sentence.idx
+order by by_sentence.model, by_sentence.rollout_id, by_sentence.idx;
+
+create or replace view sentence_scores as
+select * from sentence_scores();
