@@ -1,16 +1,18 @@
 """Fused capture of sentence-averaged attention (METRICS.md §3), layer by layer.
 
 A custom attention function is registered with transformers' `AttentionInterface` under
-`CAPTURE_ATTN_IMPLEMENTATION`. The model computes each layer's output with SDPA as usual;
-while a capture is active (a per-call context carried by a `ContextVar`), the same function
-also recomputes the token attention probabilities in float32, block by block over query
-rows, and reduces each block at once into per-head sentence sums. The full `T x T` matrix of
-all heads is never materialized: extra memory is `O(heads x query_block x T)`.
+`CAPTURE_ATTN_IMPLEMENTATION`. Outside a capture it is plain SDPA. While a capture is active
+(a per-call context carried by a `ContextVar`), it computes the token attention
+probabilities in float32, block by block over query rows, and uses each block twice: for
+the layer's output (`P @ V`, so the model runs attention once, not SDPA plus a recompute)
+and, reduced at once, for per-head sentence sums. The full `T x T` matrix of all heads is
+never materialized: extra memory is `O(heads x query_block x T)`.
 
 Masks: no mask function is registered for the capture implementation, so transformers hands
-the function `attention_mask=None` and causality is applied here (SDPA's `is_causal`, and an
-explicit triangle on the probabilities). If a caller registers a mask function (bool or
-additive 4-D mask), the given mask is applied instead; both paths are tested.
+the function `attention_mask=None` and causality (and a layer's sliding window, passed as
+`sliding_window`) is applied here. If a caller registers a mask function (bool or additive
+4-D mask, e.g. for padding), the given mask is applied instead; both paths are tested.
+Logit softcapping, position biases and attention sinks are refused with a CaptureError.
 
 Public API: `capture_sentence_attention` (streams `[H, N, N]` per layer to a callback),
 `sentence_attention` (collects `[L, H, N, N]`) and `reference_sentence_attention` (the
@@ -144,80 +146,110 @@ def segment_attention_sums(
     n_segments: int,
     query_block: int = DEFAULT_QUERY_BLOCK,
     workspace: dict | None = None,
+    value: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
+    sliding_window: int | None = None,
 ) -> torch.Tensor:
     """Per-head sums of the attention probabilities over (query segment, key segment) pairs.
 
     `P = softmax(Q K^T * scaling + mask)` in float32, computed `query_block` query rows at a
-    time and reduced at once; returns `[head, segment, segment]` float32. `workspace` (a dict
-    kept across layers) reuses one score buffer instead of allocating (and page-faulting) a
-    fresh `[head, block, T]` tensor per block.
+    time and reduced at once; returns `[head, segment, segment]` float32. With `value` and
+    `out` it is also the layer's attention: `out` (`[batch, query_pos, head, d_head]`, the
+    layout `sdpa_attention_forward` returns) receives `P @ V` from the same probabilities,
+    so the model needs no second attention pass. `sliding_window` W (with no explicit mask)
+    keeps keys `q - W < k <= q`, as transformers' sliding-window mask. `workspace` (a dict
+    kept across layers) reuses the score and output buffers instead of allocating (and
+    page-faulting) fresh ones per block.
     """
-    # query: [batch, head, query_pos, d_head]; key: [batch, kv_head, key_pos, d_head]
+    # query: [batch, head, query_pos, d_head]; key, value: [batch, kv_head, key_pos, d_head]
     batch, n_heads, t_q, d_head = query.shape
     n_kv, t_k = key.shape[1], key.shape[2]
     if batch != 1:
         raise CaptureError(f"the capture takes one sequence at a time, got batch size {batch}")
     if n_heads % n_kv:
         raise CaptureError(f"{n_heads} query heads are not a multiple of {n_kv} key/value heads")
+    if (value is None) != (out is None):
+        raise ValueError("value and out go together")
     group = n_heads // n_kv  # query head h reads kv head h // group
     offset = t_k - t_q  # 0 without a cache
     device = query.device
     seg = segment_of_token.to(device)
+    seg_cpu = segment_of_token.cpu()
     sink = n_segments  # segment id of tokens in no sentence; dropped at the end
+    own_mask = attention_mask is None  # causality and the window are applied here
+    window = sliding_window if own_mask else None
 
-    # Scaled once here instead of per block: [kv_head, group * query_pos, d_head]
+    # Scaled once here instead of per block: [kv_head, group, query_pos, d_head]
     q = (query[0].float() * scaling).reshape(n_kv, group, t_q, d_head)
     k_t = key[0].float().transpose(1, 2)  # [kv_head, d_head, key_pos]
-    if attention_mask is not None:
+    v = None if value is None else value[0].float()  # [kv_head, key_pos, d_value]
+    if not own_mask:
         mask = attention_mask[0]  # [1 or head, query_pos, key_pos]
         if mask.dtype != torch.bool:
             mask = mask.float()
     sums = torch.zeros(n_heads, n_segments + 1, n_segments + 1, dtype=torch.float32, device=device)
-    seg_cpu = segment_of_token.cpu()
     qb = max(1, min(int(query_block), t_q))
     triangle = torch.ones(qb, qb, dtype=torch.bool, device=device).triu_(1)  # key > query
-    need = n_heads * qb * t_k
-    buf = None if workspace is None else workspace.get("scores")
-    if buf is None or buf.numel() < need or buf.device != device:
-        buf = torch.empty(need, dtype=torch.float32, device=device)
-        if workspace is not None:
-            workspace["scores"] = buf
+    scores_buf = _buffer(workspace, "scores", n_heads * qb * t_k, device)
+    out_buf = None if v is None else _buffer(workspace, "out", n_heads * qb * v.shape[-1], device)
     for q0 in range(0, t_q, qb):
         q1 = min(t_q, q0 + qb)
         b = q1 - q0
-        if bool((seg_cpu[q0 + offset : q1 + offset] == sink).all()):
-            continue  # no query row of this block belongs to a sentence
-        k_end = q1 + offset if (causal and attention_mask is None) else t_k
+        rows_seg = seg_cpu[q0 + offset : q1 + offset]  # [query_pos]
+        in_sentences = not bool((rows_seg == sink).all())
+        if v is None and not in_sentences:
+            continue  # no query row of this block belongs to a sentence, no output wanted
+        k_end = q1 + offset if (causal and own_mask) else t_k
+        k_lo = 0 if window is None else max(0, q0 + offset - window + 1)
+        width = k_end - k_lo
         q_blk = q[:, :, q0:q1].reshape(n_kv, group * b, d_head)
-        scores = buf[: n_heads * b * k_end].view(n_kv, group * b, k_end)
-        torch.bmm(q_blk, k_t[:, :, :k_end], out=scores)  # [kv_head, group * query_pos, key_pos]
-        scores = scores.view(n_heads, b, k_end)  # [head, query_pos, key_pos]
-        if attention_mask is None:
+        scores = scores_buf[: n_heads * b * width].view(n_kv, group * b, width)
+        torch.bmm(q_blk, k_t[:, :, k_lo:k_end], out=scores)  # [kv_head, group * query_pos, key_pos]
+        scores = scores.view(n_heads, b, width)  # [head, query_pos, key_pos]
+        if own_mask:
             if causal:
-                scores[:, :, q0 + offset : k_end].masked_fill_(triangle[:b, :b], -math.inf)
+                scores[:, :, q0 + offset - k_lo :].masked_fill_(triangle[:b, :b], -math.inf)
+            if window is not None:
+                rows = torch.arange(q0 + offset, q1 + offset, device=device)[:, None]
+                cols = torch.arange(k_lo, k_end, device=device)[None, :]
+                scores.masked_fill_(cols <= rows - window, -math.inf)
         elif mask.dtype == torch.bool:
-            scores.masked_fill_(~mask[:, q0:q1, :k_end], -math.inf)
+            scores.masked_fill_(~mask[:, q0:q1, k_lo:k_end], -math.inf)
         else:
-            scores.add_(mask[:, q0:q1, :k_end])
-        # Softmax over keys (P of METRICS.md §3). Rows are normalized inside the reduction:
-        # it is linear in each row, so weighting row q by 1 / total_q while summing the
-        # block's rows into their query segments equals reducing the probabilities.
-        scores.sub_(scores.amax(dim=-1, keepdim=True))
-        scores.exp_()  # unnormalized probabilities, [head, query_pos, key_pos]
-        totals = scores.sum(dim=-1)  # [head, query_pos]
-        # Query side first: a block's rows fall in a few segments, so one matmul with a
-        # row-to-segment weight matrix shrinks [head, query_pos, key_pos] to
-        # [head, block_segment, key_pos] before the (scatter) reduction over keys.
-        q_segments, row_to_local = torch.unique(seg[q0 + offset : q1 + offset], return_inverse=True)
-        weights = torch.zeros(n_heads, len(q_segments), b, dtype=torch.float32, device=device)
-        weights[:, row_to_local, torch.arange(b, device=device)] = totals.reciprocal()
-        by_row = torch.bmm(weights, scores)  # [head, block_segment, key_pos]
-        del scores
-        by_seg = torch.zeros(n_heads, len(q_segments), n_segments + 1, dtype=torch.float32, device=device)
-        by_seg.index_add_(2, seg[:k_end], by_row)  # [head, block_segment, key_segment]
-        sums.index_add_(1, q_segments, by_seg)  # [head, q_seg, k_seg]
+            scores.add_(mask[:, q0:q1, k_lo:k_end])
+        # Softmax over keys in place (P of METRICS.md §3): the kernel works row by row, so a
+        # row is read from memory once for its max, sum and normalization.
+        torch.ops.aten._softmax.out(scores, -1, False, out=scores)
+        if v is not None:  # the layer's output from the same probabilities
+            o = out_buf[: n_heads * b * v.shape[-1]].view(n_kv, group * b, v.shape[-1])
+            torch.bmm(scores.view(n_kv, group * b, width), v[:, k_lo:k_end], out=o)
+            out[0, q0:q1] = o.view(n_heads, b, -1).transpose(0, 1)  # [query_pos, head, d_value]
+        if not in_sentences:
+            continue
+        # Query side first: a block's rows are a few runs of one segment each, so summing
+        # each run's rows shrinks [head, query_pos, key_pos] to [head, run, key_pos] before
+        # the (scatter) reduction over keys.
+        starts = [0] + (torch.nonzero(rows_seg[1:] != rows_seg[:-1]).flatten() + 1).tolist()
+        runs = [(r0, r1) for r0, r1 in zip(starts, starts[1:] + [b], strict=True)
+                if int(rows_seg[r0]) != sink]
+        by_row = torch.stack([scores[:, r0:r1].sum(dim=1) for r0, r1 in runs], dim=1)
+        del scores  # by_row: [head, run, key_pos]
+        by_seg = torch.zeros(n_heads, len(runs), n_segments + 1, dtype=torch.float32, device=device)
+        by_seg.index_add_(2, seg[k_lo:k_end], by_row)  # [head, run, key_segment]
+        run_segments = torch.tensor([int(rows_seg[r0]) for r0, _ in runs], device=device)
+        sums.index_add_(1, run_segments, by_seg)  # [head, q_seg, k_seg]
         del by_row, by_seg
     return sums[:, :n_segments, :n_segments]
+
+
+def _buffer(workspace: dict | None, name: str, numel: int, device) -> torch.Tensor:
+    """A float32 scratch buffer of at least `numel` elements, kept in `workspace` across layers."""
+    buf = None if workspace is None else workspace.get(name)
+    if buf is None or buf.numel() < numel or buf.device != device:
+        buf = torch.empty(numel, dtype=torch.float32, device=device)
+        if workspace is not None:
+            workspace[name] = buf
+    return buf
 
 
 # --------------------------------------------------------------------------- registration
@@ -249,34 +281,27 @@ def capture_attention_forward(
     is_causal: bool | None = None,
     **kwargs,
 ) -> tuple[torch.Tensor, None]:
-    """Attention function for `AttentionInterface`: SDPA output, plus the capture if active.
+    """Attention function for `AttentionInterface`: one pass for the output and the capture.
 
     Outside `capture_sentence_attention` it is exactly transformers' `sdpa_attention_forward`.
+    During a capture the layer's output is `P @ V` from the same float32 probabilities that
+    are reduced into sentence sums (`segment_attention_sums`), so attention runs once.
     """
     state = _ACTIVE.get()
-    if state is not None:
-        if kwargs.get("softcap") is not None or kwargs.get("position_bias") is not None:
-            raise CaptureError("attention softcap / position bias are not supported by the capture")
-        if kwargs.get("sliding_window") is not None and attention_mask is None:
-            raise CaptureError(
-                "sliding-window attention layers are not supported by the capture "
-                "(the model config enables a sliding window)"
-            )
-    attn_output, _ = sdpa_attention_forward(
-        module,
-        query,
-        key,
-        value,
-        attention_mask,
-        dropout=dropout,
-        scaling=scaling,
-        is_causal=is_causal,
-        **kwargs,
-    )
     if state is None:
-        return attn_output, None
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                      scaling=scaling, is_causal=is_causal, **kwargs)
+    for name in ("softcap", "position_bias", "s_aux"):
+        if kwargs.get(name) is not None:
+            raise CaptureError(f"attention option '{name}' (logit softcap, position bias or "
+                               "attention sinks) is not supported by the capture")
+    if dropout:
+        raise CaptureError("attention dropout is not supported by the capture (call model.eval())")
     causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    # [batch, query_pos, head, d_value]: the layout sdpa_attention_forward returns
+    attn_output = torch.empty(query.shape[0], query.shape[2], query.shape[1], value.shape[-1],
+                              dtype=query.dtype, device=query.device)
     seg_sums = segment_attention_sums(
         query,
         key,
@@ -287,6 +312,9 @@ def capture_attention_forward(
         n_segments=state.plan.n_segments,
         query_block=state.query_block,
         workspace=state.workspace,
+        value=value,
+        out=attn_output,
+        sliding_window=kwargs.get("sliding_window"),
     )  # [head, segment, segment]
     means = sentence_means_from_segment_sums(state.plan, seg_sums.cpu().numpy())
     layer_idx = int(getattr(module, "layer_idx", len(state.layers_seen)))
@@ -349,11 +377,12 @@ def capture_sentence_attention(
     *,
     query_block: int = DEFAULT_QUERY_BLOCK,
     on_layer: LayerCallback,
-) -> None:
+) -> torch.Tensor:
     """Run the base model once and call `on_layer(layer_idx, A)` as each layer finishes.
 
     `A` is float32 `[H, N, N]`: the sentence-averaged attention of METRICS.md §3 for every
-    query head of that layer. Only one layer's result is alive at a time.
+    query head of that layer. Only one layer's result is alive at a time. Returns the last
+    layer's hidden states (`[1, T, hidden]`), computed from the capture's own attention.
     """
     model = base_model(loaded_or_model)
     n_tokens = _check_input(input_ids)
@@ -372,7 +401,7 @@ def capture_sentence_attention(
     try:
         model.config._attn_implementation = CAPTURE_ATTN_IMPLEMENTATION
         with torch.inference_mode():
-            model(input_ids=input_ids.to(device), use_cache=False)
+            hidden = model(input_ids=input_ids.to(device), use_cache=False).last_hidden_state
     except CaptureError:
         raise
     except (RuntimeError, MemoryError) as exc:
@@ -394,6 +423,7 @@ def capture_sentence_attention(
             f"model '{model_name(model)}' reported {len(state.layers_seen)} of {n_layers} layers: "
             "its attention does not go through transformers' AttentionInterface"
         )
+    return hidden
 
 
 def sentence_attention(
