@@ -20,15 +20,20 @@ class IngestLog:
     run_id: str
 
     @classmethod
-    def start(cls, warehouse: Warehouse, command: str, model: str | None, parameters: dict):
-        """Record a command as 'running'; a row left so was interrupted."""
+    def start(cls, warehouse: Warehouse, command: str, model: str | None, parameters: dict, *,
+              executor: str | None = None, workers: int | None = None):
+        """Record a command as 'running'; a row left so was interrupted.
+
+        ``executor`` ('serial' or 'ray') and ``workers`` say how an ingest ran its model.
+        """
         run_id = uuid.uuid4().hex[:12]
         with warehouse.connect() as con:
             con.execute(
                 "insert into ingest_log (run_id, command, started_at, model, parameters, "
-                "code_version, outcome) values (?, ?, ?, ?, ?, ?, 'running')",
+                "code_version, outcome, executor, workers) "
+                "values (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
                 [run_id, command, _now(), model, json.dumps(parameters, default=str),
-                 code_version()],
+                 code_version(), executor, workers],
             )
         return cls(warehouse, run_id)
 

@@ -12,5 +12,10 @@ create table if not exists ingest_log (
     n_failed     integer,
     duration_s   double,
     outcome      varchar,           -- 'ok', 'partial', 'failed', 'interrupted'
-    message      varchar
+    message      varchar,
+    executor     varchar,           -- ingest: 'serial' or 'ray'
+    workers      integer            -- ingest: model workers (1 when serial)
 );
+-- Files made before the Ray executor get its two columns here.
+alter table ingest_log add column if not exists executor varchar;
+alter table ingest_log add column if not exists workers integer;
