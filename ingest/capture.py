@@ -187,59 +187,85 @@ def segment_attention_sums(
         mask = attention_mask[0]  # [1 or head, query_pos, key_pos]
         if mask.dtype != torch.bool:
             mask = mask.float()
+        mask = mask.expand(n_heads, t_q, t_k).reshape(n_kv, group, t_q, t_k)
     sums = torch.zeros(n_heads, n_segments + 1, n_segments + 1, dtype=torch.float32, device=device)
     qb = max(1, min(int(query_block), t_q))
+    # A tile is (some KV heads with their query heads) x (query block) x keys. On a CPU one
+    # KV head's group per tile keeps the tile in cache across the passes over it (scores,
+    # softmax, P @ V, reduction); a GPU takes all heads at once (fewer kernel launches).
+    kv_per_tile = n_kv if device.type == "cuda" else 1
+    rows_per_tile = kv_per_tile * group
     triangle = torch.ones(qb, qb, dtype=torch.bool, device=device).triu_(1)  # key > query
-    scores_buf = _buffer(workspace, "scores", n_heads * qb * t_k, device)
+    scores_buf = _buffer(workspace, "scores", rows_per_tile * qb * t_k, device)
     out_buf = None if v is None else _buffer(workspace, "out", n_heads * qb * v.shape[-1], device)
     for q0 in range(0, t_q, qb):
         q1 = min(t_q, q0 + qb)
         b = q1 - q0
         rows_seg = seg_cpu[q0 + offset : q1 + offset]  # [query_pos]
-        in_sentences = not bool((rows_seg == sink).all())
-        if v is None and not in_sentences:
+        runs = _segment_runs(rows_seg, sink)  # [(first row, end row, segment)]
+        if v is None and not runs:
             continue  # no query row of this block belongs to a sentence, no output wanted
         k_end = q1 + offset if (causal and own_mask) else t_k
         k_lo = 0 if window is None else max(0, q0 + offset - window + 1)
         width = k_end - k_lo
-        q_blk = q[:, :, q0:q1].reshape(n_kv, group * b, d_head)
-        scores = scores_buf[: n_heads * b * width].view(n_kv, group * b, width)
-        torch.bmm(q_blk, k_t[:, :, k_lo:k_end], out=scores)  # [kv_head, group * query_pos, key_pos]
-        scores = scores.view(n_heads, b, width)  # [head, query_pos, key_pos]
-        if own_mask:
-            if causal:
-                scores[:, :, q0 + offset - k_lo :].masked_fill_(triangle[:b, :b], -math.inf)
-            if window is not None:
-                rows = torch.arange(q0 + offset, q1 + offset, device=device)[:, None]
-                cols = torch.arange(k_lo, k_end, device=device)[None, :]
-                scores.masked_fill_(cols <= rows - window, -math.inf)
-        elif mask.dtype == torch.bool:
-            scores.masked_fill_(~mask[:, q0:q1, k_lo:k_end], -math.inf)
-        else:
-            scores.add_(mask[:, q0:q1, k_lo:k_end])
-        # Softmax over keys in place (P of METRICS.md §3): the kernel works row by row, so a
-        # row is read from memory once for its max, sum and normalization.
-        torch.ops.aten._softmax.out(scores, -1, False, out=scores)
-        if v is not None:  # the layer's output from the same probabilities
-            o = out_buf[: n_heads * b * v.shape[-1]].view(n_kv, group * b, v.shape[-1])
-            torch.bmm(scores.view(n_kv, group * b, width), v[:, k_lo:k_end], out=o)
-            out[0, q0:q1] = o.view(n_heads, b, -1).transpose(0, 1)  # [query_pos, head, d_value]
-        if not in_sentences:
-            continue
-        # Query side first: a block's rows are a few runs of one segment each, so summing
-        # each run's rows shrinks [head, query_pos, key_pos] to [head, run, key_pos] before
-        # the (scatter) reduction over keys.
-        starts = [0] + (torch.nonzero(rows_seg[1:] != rows_seg[:-1]).flatten() + 1).tolist()
-        runs = [(r0, r1) for r0, r1 in zip(starts, starts[1:] + [b], strict=True)
-                if int(rows_seg[r0]) != sink]
-        by_row = torch.stack([scores[:, r0:r1].sum(dim=1) for r0, r1 in runs], dim=1)
-        del scores  # by_row: [head, run, key_pos]
-        by_seg = torch.zeros(n_heads, len(runs), n_segments + 1, dtype=torch.float32, device=device)
-        by_seg.index_add_(2, seg[k_lo:k_end], by_row)  # [head, run, key_segment]
-        run_segments = torch.tensor([int(rows_seg[r0]) for r0, _ in runs], device=device)
-        sums.index_add_(1, run_segments, by_seg)  # [head, q_seg, k_seg]
-        del by_row, by_seg
+        band = None
+        if own_mask and window is not None:
+            rows = torch.arange(q0 + offset, q1 + offset, device=device)[:, None]
+            band = torch.arange(k_lo, k_end, device=device)[None, :] <= rows - window  # [q, k]
+        run_rows = None
+        if runs:  # [run, query_pos]: 1 where a row belongs to the run
+            run_rows = torch.zeros(len(runs), b, dtype=torch.float32, device=device)
+            for r, (r0, r1, _) in enumerate(runs):
+                run_rows[r, r0:r1] = 1.0
+            run_segments = torch.tensor([s for _, _, s in runs], device=device)
+        if v is not None:
+            o_blk = out_buf[: n_heads * b * v.shape[-1]].view(n_kv, group * b, v.shape[-1])
+        for h0 in range(0, n_kv, kv_per_tile):
+            h1 = h0 + kv_per_tile
+            tile = (h1 - h0) * group  # query heads in this tile
+            q_blk = q[h0:h1, :, q0:q1].reshape(h1 - h0, group * b, d_head)
+            scores = scores_buf[: tile * b * width].view(h1 - h0, group * b, width)
+            torch.bmm(q_blk, k_t[h0:h1, :, k_lo:k_end], out=scores)  # [kv, group * q, key]
+            scores = scores.view(tile, b, width)  # [head, query_pos, key_pos]
+            if own_mask:
+                if causal:
+                    scores[:, :, q0 + offset - k_lo :].masked_fill_(triangle[:b, :b], -math.inf)
+                if band is not None:
+                    scores.masked_fill_(band, -math.inf)
+            else:
+                tile_mask = mask[h0:h1, :, q0:q1, k_lo:k_end].reshape(tile, b, width)
+                if tile_mask.dtype == torch.bool:
+                    scores.masked_fill_(~tile_mask, -math.inf)
+                else:
+                    scores.add_(tile_mask)
+            # Softmax over keys in place (P of METRICS.md §3), row by row.
+            torch.ops.aten._softmax.out(scores, -1, False, out=scores)
+            if v is not None:  # the layer's output from the same probabilities
+                torch.bmm(scores.view(h1 - h0, group * b, width), v[h0:h1, k_lo:k_end],
+                          out=o_blk[h0:h1])  # [kv, group * query_pos, d_value]
+            if run_rows is None:
+                continue
+            # Query side first: rows -> runs (one segment each) in one matmul shrinks
+            # [head, query_pos, key_pos] to [head, run, key_pos]; then keys -> segments.
+            by_run = torch.matmul(run_rows, scores)  # [head, run, key_pos]
+            by_seg = torch.zeros(tile, len(runs), n_segments + 1, dtype=torch.float32, device=device)
+            by_seg.index_add_(2, seg[k_lo:k_end], by_run)  # [head, run, key_segment]
+            sums[h0 * group : h1 * group].index_add_(1, run_segments, by_seg)  # [head, q_seg, k_seg]
+        if v is not None:  # [query_pos, head, d_value]
+            out[0, q0:q1] = o_blk.view(n_heads, b, -1).transpose(0, 1)
     return sums[:, :n_segments, :n_segments]
+
+
+def _segment_runs(rows_seg: torch.Tensor, sink: int) -> list[tuple[int, int, int]]:
+    """Maximal runs of equal segment ids in a block's rows, without the no-sentence sink."""
+    ids = rows_seg.tolist()
+    runs, start = [], 0
+    for r in range(1, len(ids) + 1):
+        if r == len(ids) or ids[r] != ids[start]:
+            if ids[start] != sink:
+                runs.append((start, r, ids[start]))
+            start = r
+    return runs
 
 
 def _buffer(workspace: dict | None, name: str, numel: int, device) -> torch.Tensor:
