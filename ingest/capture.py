@@ -33,6 +33,9 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 CAPTURE_ATTN_IMPLEMENTATION = "va_sentence_capture"
 DEFAULT_QUERY_BLOCK = 256
+# The CPU path (PyTorch's flash kernel, `_flash_chunk_sums`) takes query blocks and key
+# chunks of at least this many tokens: per-call overhead dominates smaller ones.
+FLASH_MIN_CHUNK = 1024
 
 LayerCallback = Callable[[int, np.ndarray], None]
 
@@ -149,6 +152,7 @@ def segment_attention_sums(
     value: torch.Tensor | None = None,
     out: torch.Tensor | None = None,
     sliding_window: int | None = None,
+    method: str = "auto",
 ) -> torch.Tensor:
     """Per-head sums of the attention probabilities over (query segment, key segment) pairs.
 
@@ -160,6 +164,10 @@ def segment_attention_sums(
     keeps keys `q - W < k <= q`, as transformers' sliding-window mask. `workspace` (a dict
     kept across layers) reuses the score and output buffers instead of allocating (and
     page-faulting) fresh ones per block.
+
+    `method`: 'blocks' (matmuls and a softmax per query block; any mask, any device),
+    'flash' (PyTorch's CPU flash kernel by chunks, `_flash_chunk_sums`: needs `value`, the
+    causal or no mask, no window, no cache, a CPU), or 'auto' (flash where it applies).
     """
     # query: [batch, head, query_pos, d_head]; key, value: [batch, kv_head, key_pos, d_head]
     batch, n_heads, t_q, d_head = query.shape
@@ -178,6 +186,16 @@ def segment_attention_sums(
     sink = n_segments  # segment id of tokens in no sentence; dropped at the end
     own_mask = attention_mask is None  # causality and the window are applied here
     window = sliding_window if own_mask else None
+    flash_applies = (value is not None and own_mask and window is None and offset == 0
+                     and device.type == "cpu" and flash_chunks_available())
+    if method not in ("auto", "flash", "blocks"):
+        raise ValueError(f"unknown method {method!r} (auto, flash or blocks)")
+    if method == "flash" and not flash_applies:
+        raise CaptureError("the flash path needs a value, no explicit mask or window, and a CPU")
+    if flash_applies and method != "blocks":
+        return _flash_chunk_sums(query, key, value, out, scaling=scaling, causal=causal,
+                                 segment_of_token=seg_cpu, n_segments=n_segments,
+                                 query_block=query_block)
 
     # Scaled once here instead of per block: [kv_head, group, query_pos, d_head]
     q = (query[0].float() * scaling).reshape(n_kv, group, t_q, d_head)
@@ -254,6 +272,88 @@ def segment_attention_sums(
         if v is not None:  # [query_pos, head, d_value]
             out[0, q0:q1] = o_blk.view(n_heads, b, -1).transpose(0, 1)
     return sums[:, :n_segments, :n_segments]
+
+
+def flash_chunks_available() -> bool:
+    return hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu")
+
+
+def _flash_chunk_sums(query, key, value, out, *, scaling: float, causal: bool,
+                      segment_of_token: torch.Tensor, n_segments: int,
+                      query_block: int) -> torch.Tensor:
+    """The CPU path of `segment_attention_sums`: PyTorch's flash kernel, one pass, by chunks.
+
+    Query blocks and key chunks are `max(query_block, FLASH_MIN_CHUNK)` tokens.
+
+    On a CPU PyTorch's flash-attention kernel runs far faster than separate matmuls and a
+    softmax (its tiles stay in cache). Keys are cut into chunks of `query_block` tokens and
+    each chunk's value rows are extended with a one-hot of the chunk's sentence segments
+    (query and key padded with zeros to the same width, which leaves `Q K^T` unchanged), so
+    one kernel call per (query block, key chunk) returns, from the same float32
+    probabilities, the chunk's share of the output `P @ V`, each row's sums per key segment,
+    and the row's log-sum-exp over the chunk. The log-sum-exps combine the chunks exactly
+    (`P = exp(lse_chunk - lse_row) * P_chunk`), as flash attention does across its tiles.
+    """
+    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    # query: [batch, head, query_pos, d_head]; key, value: [batch, kv_head, key_pos, d]
+    _, n_heads, t, d_head = query.shape
+    group = n_heads // key.shape[1]
+    d_value = value.shape[-1]
+    # Fewer, larger kernel calls win on a CPU; each chunk widens the heads by its segments.
+    blk = max(1, min(max(int(query_block), FLASH_MIN_CHUNK), t))
+    seg = segment_of_token.to(torch.int64)  # [key_pos], n_segments = in no sentence
+    chunks = [(c0, min(t, c0 + blk)) for c0 in range(0, t, blk)]
+    first = [int(seg[c0:c1][seg[c0:c1] < n_segments].min()) if bool((seg[c0:c1] < n_segments).any())
+             else n_segments for c0, c1 in chunks]  # first segment of each chunk
+    local = seg.clone()  # key -> column within its chunk's one-hot
+    width = 0
+    for (c0, c1), g0 in zip(chunks, first, strict=True):
+        local[c0:c1] -= g0
+        inside = seg[c0:c1] < n_segments
+        if inside.any():
+            width = max(width, int(local[c0:c1][inside].max()) + 1)
+    pad = max(d_head, d_value + width) - d_head  # q, k and v must share one head size
+    d_all = d_head + pad
+
+    def widen(x: torch.Tensor, extra: int) -> torch.Tensor:  # [1, head, pos, d] -> zero-padded
+        x = x.float()
+        if x.shape[1] != n_heads:  # a key/value head serves `group` query heads
+            x = x.repeat_interleave(group, dim=1)
+        return torch.nn.functional.pad(x, (0, extra)) if extra else x.contiguous()
+
+    q = widen(query, pad)  # [1, head, query_pos, d_all]
+    k = widen(key, pad)  # [1, head, key_pos, d_all]
+    v = widen(value, d_all - d_value)  # [1, head, key_pos, d_all]: V, then segment one-hots
+    in_sentence = torch.nonzero(seg < n_segments).flatten()
+    v[0, :, in_sentence, d_value + local[in_sentence]] = 1.0
+    sums = torch.zeros(n_heads, n_segments + 1, n_segments + 1, dtype=torch.float32)
+    for q0, q1 in chunks:
+        parts = []  # (first segment, [head, query_pos, d_all] chunk output, [head, query_pos] lse)
+        for (c0, c1), g0 in zip(chunks, first, strict=True):
+            if causal and c0 > q0:
+                break
+            o, lse = flash(q[:, :, q0:q1], k[:, :, c0:c1], v[:, :, c0:c1], 0.0,
+                           causal and c0 == q0, scale=scaling)
+            parts.append((g0, o[0], lse[0]))
+        lses = torch.stack([lse for _, _, lse in parts])  # [chunk, head, query_pos]
+        weights = torch.exp(lses - torch.logsumexp(lses, dim=0))  # each chunk's share of a row
+        runs = _segment_runs(seg[q0:q1], n_segments)
+        if runs:  # [run, query_pos]: 1 where a row belongs to the run
+            run_rows = torch.zeros(len(runs), q1 - q0)
+            for r, (r0, r1, _) in enumerate(runs):
+                run_rows[r, r0:r1] = 1.0
+            run_segments = torch.tensor([s for _, _, s in runs])
+        acc = torch.zeros(n_heads, q1 - q0, d_value)  # [head, query_pos, d_value]
+        for (g0, o, _), w in zip(parts, weights, strict=True):
+            acc.addcmul_(w[..., None], o[:, :, :d_value])
+            span = min(width, n_segments + 1 - g0)
+            if not runs or span <= 0:
+                continue
+            # rows -> runs, weighted by the chunk's share: [head, run, key segment of the chunk]
+            by_run = torch.bmm(run_rows * w[:, None, :], o[:, :, d_value : d_value + span])
+            sums[:, :, g0 : g0 + span].index_add_(1, run_segments, by_run)
+        out[0, q0:q1] = acc.transpose(0, 1)  # [query_pos, head, d_value]
+    return sums[:, :n_segments, :n_segments].to(query.device)
 
 
 def _segment_runs(rows_seg: torch.Tensor, sink: int) -> list[tuple[int, int, int]]:

@@ -306,9 +306,17 @@ def dense_attention(q, k, v, allowed):
     return (probs @ vv).transpose(0, 1)[None], probs  # [1, query_pos, head, d], [head, q, k]
 
 
-@pytest.mark.parametrize("kind", ["causal", "window", "padded"])
-def test_kernel_output_and_sums_under_each_mask(kind):
-    """P @ V and the segment sums come from one set of probabilities, for every mask kind."""
+@pytest.mark.parametrize("kind,method,min_chunk", [
+    ("causal", "blocks", None), ("causal", "flash", 1), ("causal", "flash", 7),
+    ("causal", "flash", 1024), ("window", "blocks", None), ("padded", "blocks", None),
+])
+def test_kernel_output_and_sums_under_each_mask(kind, method, min_chunk, monkeypatch):
+    """P @ V and the segment sums come from one set of probabilities, for every mask kind
+    and both paths (flash: one chunk, or many, whose log-sum-exps combine exactly)."""
+    from ingest import capture as capture_module
+
+    if min_chunk is not None:
+        monkeypatch.setattr(capture_module, "FLASH_MIN_CHUNK", min_chunk)
     g = torch.Generator().manual_seed(1)
     t, h, kv, d, window = 29, 6, 2, 8, 5
     q, k, v = (torch.randn(1, n, t, d, generator=g) for n in (h, kv, kv))
@@ -333,7 +341,7 @@ def test_kernel_output_and_sums_under_each_mask(kind):
         sums = segment_attention_sums(
             q, k, mask, scaling=d**-0.5, causal=True, segment_of_token=seg,
             n_segments=plan.n_segments, query_block=qb, value=v, out=out,
-            sliding_window=window if kind == "window" else None,
+            sliding_window=window if kind == "window" else None, method=method,
         )
         np.testing.assert_allclose(out.double().numpy(), expected_out.numpy(), atol=1e-5)
         np.testing.assert_allclose(sums.double().numpy(),
@@ -342,6 +350,23 @@ def test_kernel_output_and_sums_under_each_mask(kind):
         sdpa = torch.nn.functional.scaled_dot_product_attention(
             q, k, v, attn_mask=allowed[None, None], enable_gqa=True).transpose(1, 2)
         torch.testing.assert_close(out, sdpa, rtol=1e-5, atol=1e-5)
+
+
+@needs_data
+def test_flash_path_in_many_chunks_equals_reference(loaded, monkeypatch):
+    """The CPU flash path with 64-token chunks on a real trace: matrices and hidden states."""
+    from ingest import capture as capture_module
+
+    ids, spans = prepare(loaded, TRACES[2])
+    assert ids.shape[1] > 5 * 64
+    ref = reference_sentence_attention(loaded, ids, spans)
+    whole = capture_sentence_attention(loaded, ids, spans, on_layer=lambda i, a: None)
+    monkeypatch.setattr(capture_module, "FLASH_MIN_CHUNK", 64)
+    layers = {}
+    hidden = capture_sentence_attention(loaded, ids, spans, query_block=64,
+                                        on_layer=lambda i, a: layers.__setitem__(i, a))
+    np.testing.assert_allclose(np.stack([layers[i] for i in sorted(layers)]), ref, rtol=0, atol=ATOL)
+    torch.testing.assert_close(hidden, whole, rtol=1e-5, atol=1e-5)
 
 
 @needs_data
