@@ -107,7 +107,7 @@ def _library_errors() -> tuple[type[Exception], ...]:
     errors = [RolloutError, DiscoveryError, WarehouseError, QueryError, ReportError]
     for module, names in (("ingest.model", ("ModelLoadError",)),
                           ("ingest.capture", ("CaptureOOMError", "CaptureError")),
-                          ("ingest.ray_pool", ("RayCaptureError",))):
+                          ("ingest.pipeline", ("RayCaptureError",))):
         loaded = sys.modules.get(module)
         errors += [getattr(loaded, n) for n in names if loaded and hasattr(loaded, n)]
     return tuple(errors)

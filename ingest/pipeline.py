@@ -58,6 +58,10 @@ DEFAULT_MODEL = "Qwen/Qwen3-4B-Thinking-2507"
 CAPTURE_VERSION = 1
 
 
+class RayCaptureError(Exception):
+    """A Ray ingest could not start, or a rollout failed on its workers."""
+
+
 @dataclass
 class IngestOptions:
     model: str = DEFAULT_MODEL
@@ -458,7 +462,11 @@ def _compute_on_ray(rollout_dirs, warehouse, options, info, summary, commit: _Co
             jobs.append(job)
     if not jobs:
         return  # nothing to compute: no Ray runtime, no actors
-    from ingest.ray_pool import RayCaptureError, run_on_ray
+    try:
+        from ingest.ray_pool import run_on_ray
+    except ImportError as exc:
+        raise RayCaptureError(f"--ray needs Ray ({exc}): pip install -e '.[ray]' "
+                              "(`make setup` installs it)") from None
 
     jobs.sort(key=lambda j: len(j.text), reverse=True)  # longest first, for balance
 

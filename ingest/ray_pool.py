@@ -30,14 +30,12 @@ os.environ.setdefault("RAY_DISABLE_IMPORT_WARNING", "1")
 import ray  # noqa: E402  (after the environment above)
 from ray.exceptions import RayActorError  # noqa: E402
 
+from ingest.pipeline import RayCaptureError  # noqa: E402
+
 RETRIES_AFTER_WORKER_DEATH = 1
 # Test hook: while the file this names exists, the first worker to reach a layer deletes it
 # and kills itself with SIGKILL (exactly one worker dies, mid-rollout). Unset outside tests.
 KILL_ONCE_ENV = "VA_RAY_KILL_WORKER_ONCE"
-
-
-class RayCaptureError(Exception):
-    """A Ray ingest could not start, or a rollout failed on its workers."""
 
 
 @dataclass
