@@ -403,7 +403,8 @@ def _is_current(job: _Job, warehouse: Warehouse, info: ModelInfo, options: Inges
 
 def _capture_failed(rid: str, exc: BaseException, summary: IngestSummary, options: IngestOptions,
                     progress: Progress) -> None:
-    """A rollout the model could not take (e.g. too long for memory): the next one may fit."""
+    """Record a failed rollout (changed on disk, or too much for the model): the next one
+    may well go through, so with keep_going the run goes on."""
     summary.failed.append((rid, str(exc)))
     progress.finished(rid, sentences=0, outcome="failed")
     if not options.keep_going:
