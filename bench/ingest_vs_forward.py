@@ -76,7 +76,7 @@ def main() -> None:
             seconds, out = timed([sys.executable, "-c", BASELINE, str(model), str(root)])
             n_tokens, forward_s = out.split()
             baseline.append(seconds)
-            seconds, out = timed([sys.executable, "cli.py", "ingest", str(root), "--model", str(model),
+            seconds, out = timed([sys.executable, "cli.py", "ingest", str(root), "--checkpoint", str(model),
                                   "--warehouse", str(tmp / f"wh{k}"), "--no-progress"])
             ingest.append(seconds)
             rate = re.search(r"([\d,]+) tokens at ([\d,]+) tokens/s", out)

@@ -101,8 +101,9 @@ def build_report(
 ) -> ReportResult:
     """Write the HTML report of ``warehouse`` (a Warehouse or its directory) into ``out_dir``.
 
-    Parameters left ``None`` take the SQL defaults (METRICS.md: the notebook's setting;
-    STATISTICS.md: ``permutations`` 1000 and ``seed`` 0 for the p-values).
+    Parameters left ``None`` take the SQL macros' defaults (``sql/defaults.py``, which
+    tests/test_defaults.py checks against every macro header: METRICS.md's notebook setting,
+    and ``permutations`` and ``seed`` of STATISTICS.md for the p-values).
     ``wait_s``: how long to wait for a process that holds the warehouse for writing.
     ``on_step`` is called with a short message after each file group is written (progress
     display; a test can raise from it to simulate a failure halfway).

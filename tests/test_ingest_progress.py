@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def test_redirected_ingest_prints_one_plain_line_per_rollout_and_no_ray(tiny_model_dir, tmp_path):
     out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
     command = [sys.executable, "-X", "importtime", str(ROOT / "cli.py"), "ingest", str(DEMO_ROOT),
-               "--pattern", "problem_9_va_0[0-1]", "--model", str(tiny_model_dir),
+               "--pattern", "problem_9_va_0[0-1]", "--checkpoint", str(tiny_model_dir),
                "--warehouse", str(tmp_path / "wh")]
     for _ in range(2):  # computed, then skipped as unchanged
         with open(out, "w") as stdout, open(err, "w") as stderr:

@@ -46,7 +46,7 @@ def ray_runtime(tmp_path_factory):
 @pytest.fixture(scope="module")
 def serial_warehouse(tiny_model_dir, tmp_path_factory):
     directory = tmp_path_factory.mktemp("serial") / "wh"
-    run_ingest(str(DEMO_ROOT), "--model", str(tiny_model_dir), "--warehouse", str(directory))
+    run_ingest(str(DEMO_ROOT), "--checkpoint", str(tiny_model_dir), "--warehouse", str(directory))
     return directory
 
 
@@ -94,7 +94,7 @@ def actor_count() -> int:
 def test_ray_ingest_equals_serial_and_rerun_starts_no_actor(ray_runtime, serial_warehouse,
                                                             tiny_model_dir, tmp_path):
     directory = tmp_path / "wh"
-    args = ["--model", str(tiny_model_dir), "--warehouse", str(directory), "--ray", "local"]
+    args = ["--checkpoint", str(tiny_model_dir), "--warehouse", str(directory), "--ray", "local"]
     output = run_ingest(str(DEMO_ROOT), *args, "--workers", "2")
     assert "3 ingested, 0 skipped (unchanged), 0 failed" in output
     assert "\r" not in output  # not a terminal: one plain line per rollout
@@ -118,7 +118,7 @@ def test_killed_worker_and_malformed_rollout_with_keep_going(ray_runtime, serial
     bad = root / "correct_base_solution" / "problem_9_va_01x"
     shutil.copytree(DEMO_ROOT / "correct_base_solution" / "problem_9_va_01", bad)
     (bad / "chunks_labeled.json").write_text('[{"chunk": "unfinished"', encoding="utf-8")
-    args = [str(root), "--model", str(tiny_model_dir), "--warehouse", str(tmp_path / "wh"),
+    args = [str(root), "--checkpoint", str(tiny_model_dir), "--warehouse", str(tmp_path / "wh"),
             "--ray", "local", "--workers", "2"]
     pattern = ["--pattern", "problem_9_va_0[0-2]*"]
     output = run_ingest(*args, *pattern, exit_code=1)  # without --keep-going: nothing written

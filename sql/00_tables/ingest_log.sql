@@ -11,7 +11,8 @@ create table if not exists ingest_log (
     n_skipped    integer,
     n_failed     integer,
     duration_s   double,
-    outcome      varchar,           -- 'ok', 'partial', 'failed', 'interrupted'
+    outcome      varchar,           -- 'running' (until it ends; left so if the process died),
+                                    -- then 'ok', 'partial', 'failed', 'interrupted'
     message      varchar,
     executor     varchar,           -- ingest: 'serial' or 'ray'
     workers      integer            -- ingest: model workers (1 when serial)
