@@ -297,7 +297,6 @@ def _flash_chunk_sums(query, key, value, out, *, scaling: float, causal: bool,
     flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
     # query: [batch, head, query_pos, d_head]; key, value: [batch, kv_head, key_pos, d]
     _, n_heads, t, d_head = query.shape
-    group = n_heads // key.shape[1]
     d_value = value.shape[-1]
     # Fewer, larger kernel calls win on a CPU; each chunk widens the heads by its segments.
     blk = max(1, min(max(int(query_block), FLASH_MIN_CHUNK), t))
@@ -317,13 +316,12 @@ def _flash_chunk_sums(query, key, value, out, *, scaling: float, causal: bool,
 
     def widen(x: torch.Tensor, extra: int) -> torch.Tensor:  # [1, head, pos, d] -> zero-padded
         x = x.float()
-        if x.shape[1] != n_heads:  # a key/value head serves `group` query heads
-            x = x.repeat_interleave(group, dim=1)
         return torch.nn.functional.pad(x, (0, extra)) if extra else x.contiguous()
 
+    # The kernel maps query head h to key/value head h // group itself (GQA, no copies).
     q = widen(query, pad)  # [1, head, query_pos, d_all]
-    k = widen(key, pad)  # [1, head, key_pos, d_all]
-    v = widen(value, d_all - d_value)  # [1, head, key_pos, d_all]: V, then segment one-hots
+    k = widen(key, pad)  # [1, kv_head, key_pos, d_all]
+    v = widen(value, d_all - d_value)  # [1, kv_head, key_pos, d_all]: V, then segment one-hots
     in_sentence = torch.nonzero(seg < n_segments).flatten()
     v[0, :, in_sentence, d_value + local[in_sentence]] = 1.0
     sums = torch.zeros(n_heads, n_segments + 1, n_segments + 1, dtype=torch.float32)
