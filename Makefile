@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# The CPU build of torch; an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,ray]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -20,8 +20,9 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python cli.py demo
 
+# Ray's local runtime in the tests sends no usage report.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	RAY_USAGE_STATS_ENABLED=0 RAY_DISABLE_IMPORT_WARNING=1 $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

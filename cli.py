@@ -220,7 +220,8 @@ def _is_library_error(exc: Exception) -> bool:
 
     errors = [RolloutError, DiscoveryError, WarehouseError, QueryError]
     for module, names in (("reports.build", ("ReportError",)), ("ingest.model", ("ModelLoadError",)),
-                          ("ingest.capture", ("CaptureOOMError", "CaptureError"))):
+                          ("ingest.capture", ("CaptureOOMError", "CaptureError")),
+                          ("ingest.pipeline", ("RayCaptureError",))):
         loaded = sys.modules.get(module)
         errors += [getattr(loaded, n) for n in names if loaded and hasattr(loaded, n)]
     return isinstance(exc, tuple(errors))
@@ -315,13 +316,20 @@ def load(roots, pattern, keep_going, max_sentence_chars, warehouse_dir, lock_wai
 @click.option("--force", is_flag=True, help="Recompute even when the stored attention is current.")
 @keep_going_option
 @max_sentence_chars_option
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--no-progress", is_flag=True,
+              help="No progress output (a terminal gets bars, a file or pipe one line per rollout).")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Run the model on Ray workers: 'local' starts Ray here; 'auto' or "
+                   "'ray://host:port' joins a cluster. Needs the [ray] extra.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Ray workers, each loading the model once [default: the cluster's GPUs, else 1].")
 @warehouse_option
 @lock_wait_option
 @debug_option
 @friendly_errors
 def ingest(roots, pattern, checkpoint, model_name, device, dtype, text_source, query_block, force,
-           keep_going, max_sentence_chars, no_progress, warehouse_dir, lock_wait, debug):
+           keep_going, max_sentence_chars, no_progress, ray_address, workers, warehouse_dir,
+           lock_wait, debug):
     """Run the model over rollouts and store sentence attention of every layer and head.
 
     Every rollout is checked before the model runs: without --keep-going the first bad
@@ -330,18 +338,26 @@ def ingest(roots, pattern, checkpoint, model_name, device, dtype, text_source, q
     committed atomically, and the DuckDB file is only held during those commits. Exit
     code 1 when some failed.
 
+    With --ray, Ray actors run the model (one GPU each where the cluster has GPUs) and
+    this process commits their results; the warehouse ends the same as a serial run.
+
     \b
     Example:
       python cli.py ingest ../shared/data/rollouts/math --checkpoint ./models/tiny-qwen3 --keep-going
+      python cli.py ingest ../shared/data/rollouts --ray local --workers 2
     """
     from ingest.pipeline import IngestOptions
     from ingest.pipeline import ingest as run_ingest
     from warehouse.store import Warehouse
 
+    if workers is not None and ray_address is None:
+        raise click.BadParameter("--workers needs --ray (the serial ingest has one worker)",
+                                 param_hint="--workers")
     options = IngestOptions(
         model=checkpoint, model_name=model_name, device=device, dtype=dtype, text_source=text_source,
         query_block=query_block, force=force, keep_going=keep_going, pattern=pattern,
-        max_sentence_chars=max_sentence_chars, progress=not no_progress,
+        max_sentence_chars=max_sentence_chars, progress=not no_progress, ray=ray_address,
+        workers=workers,
     )
     summary = run_ingest(roots, Warehouse(warehouse_dir, lock_wait_s=lock_wait), options,
                          echo=click.echo)

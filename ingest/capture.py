@@ -1,16 +1,18 @@
 """Fused capture of sentence-averaged attention (METRICS.md §3), layer by layer.
 
 A custom attention function is registered with transformers' `AttentionInterface` under
-`CAPTURE_ATTN_IMPLEMENTATION`. The model computes each layer's output with SDPA as usual;
-while a capture is active (a per-call context carried by a `ContextVar`), the same function
-also recomputes the token attention probabilities in float32, block by block over query
-rows, and reduces each block at once into per-head sentence sums. The full `T x T` matrix of
-all heads is never materialized: extra memory is `O(heads x query_block x T)`.
+`CAPTURE_ATTN_IMPLEMENTATION`. Outside a capture it is plain SDPA. While a capture is active
+(a per-call context carried by a `ContextVar`), it computes the token attention
+probabilities in float32, block by block over query rows, and uses each block twice: for
+the layer's output (`P @ V`, so the model runs attention once, not SDPA plus a recompute)
+and, reduced at once, for per-head sentence sums. The full `T x T` matrix of all heads is
+never materialized: extra memory is `O(heads x query_block x T)`.
 
 Masks: no mask function is registered for the capture implementation, so transformers hands
-the function `attention_mask=None` and causality is applied here (SDPA's `is_causal`, and an
-explicit triangle on the probabilities). If a caller registers a mask function (bool or
-additive 4-D mask), the given mask is applied instead; both paths are tested.
+the function `attention_mask=None` and causality (and a layer's sliding window, passed as
+`sliding_window`) is applied here. If a caller registers a mask function (bool or additive
+4-D mask, e.g. for padding), the given mask is applied instead; both paths are tested.
+Logit softcapping, position biases and attention sinks are refused with a CaptureError.
 
 Public API: `capture_sentence_attention` (streams `[H, N, N]` per layer to a callback),
 `sentence_attention` (collects `[L, H, N, N]`) and `reference_sentence_attention` (the
@@ -31,6 +33,9 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 CAPTURE_ATTN_IMPLEMENTATION = "va_sentence_capture"
 DEFAULT_QUERY_BLOCK = 256
+# The CPU path (PyTorch's flash kernel, `_flash_chunk_sums`) takes query blocks and key
+# chunks of at least this many tokens: per-call overhead dominates smaller ones.
+FLASH_MIN_CHUNK = 1024
 
 LayerCallback = Callable[[int, np.ndarray], None]
 
@@ -144,80 +149,231 @@ def segment_attention_sums(
     n_segments: int,
     query_block: int = DEFAULT_QUERY_BLOCK,
     workspace: dict | None = None,
+    value: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
+    sliding_window: int | None = None,
+    method: str = "auto",
 ) -> torch.Tensor:
     """Per-head sums of the attention probabilities over (query segment, key segment) pairs.
 
     `P = softmax(Q K^T * scaling + mask)` in float32, computed `query_block` query rows at a
-    time and reduced at once; returns `[head, segment, segment]` float32. `workspace` (a dict
-    kept across layers) reuses one score buffer instead of allocating (and page-faulting) a
-    fresh `[head, block, T]` tensor per block.
+    time and reduced at once; returns `[head, segment, segment]` float32. With `value` and
+    `out` it is also the layer's attention: `out` (`[batch, query_pos, head, d_head]`, the
+    layout `sdpa_attention_forward` returns) receives `P @ V` from the same probabilities,
+    so the model needs no second attention pass. `sliding_window` W (with no explicit mask)
+    keeps keys `q - W < k <= q`, as transformers' sliding-window mask. `workspace` (a dict
+    kept across layers) reuses the score and output buffers instead of allocating (and
+    page-faulting) fresh ones per block.
+
+    `method`: 'blocks' (matmuls and a softmax per query block; any mask, any device),
+    'flash' (PyTorch's CPU flash kernel by chunks, `_flash_chunk_sums`: needs `value`, the
+    causal or no mask, no window, no cache, a CPU), or 'auto' (flash where it applies).
     """
-    # query: [batch, head, query_pos, d_head]; key: [batch, kv_head, key_pos, d_head]
+    # query: [batch, head, query_pos, d_head]; key, value: [batch, kv_head, key_pos, d_head]
     batch, n_heads, t_q, d_head = query.shape
     n_kv, t_k = key.shape[1], key.shape[2]
     if batch != 1:
         raise CaptureError(f"the capture takes one sequence at a time, got batch size {batch}")
     if n_heads % n_kv:
         raise CaptureError(f"{n_heads} query heads are not a multiple of {n_kv} key/value heads")
+    if (value is None) != (out is None):
+        raise ValueError("value and out go together")
     group = n_heads // n_kv  # query head h reads kv head h // group
     offset = t_k - t_q  # 0 without a cache
     device = query.device
     seg = segment_of_token.to(device)
+    seg_cpu = segment_of_token.cpu()
     sink = n_segments  # segment id of tokens in no sentence; dropped at the end
+    own_mask = attention_mask is None  # causality and the window are applied here
+    window = sliding_window if own_mask else None
+    flash_applies = (value is not None and own_mask and window is None and offset == 0
+                     and device.type == "cpu" and flash_chunks_available())
+    if method not in ("auto", "flash", "blocks"):
+        raise ValueError(f"unknown method {method!r} (auto, flash or blocks)")
+    if method == "flash" and not flash_applies:
+        raise CaptureError("the flash path needs a value, no explicit mask or window, and a CPU")
+    if flash_applies and method != "blocks":
+        return _flash_chunk_sums(query, key, value, out, scaling=scaling, causal=causal,
+                                 segment_of_token=seg_cpu, n_segments=n_segments,
+                                 query_block=query_block)
 
-    # Scaled once here instead of per block: [kv_head, group * query_pos, d_head]
+    # Scaled once here instead of per block: [kv_head, group, query_pos, d_head]
     q = (query[0].float() * scaling).reshape(n_kv, group, t_q, d_head)
     k_t = key[0].float().transpose(1, 2)  # [kv_head, d_head, key_pos]
-    if attention_mask is not None:
+    v = None if value is None else value[0].float()  # [kv_head, key_pos, d_value]
+    if not own_mask:
         mask = attention_mask[0]  # [1 or head, query_pos, key_pos]
         if mask.dtype != torch.bool:
             mask = mask.float()
+        mask = mask.expand(n_heads, t_q, t_k).reshape(n_kv, group, t_q, t_k)
     sums = torch.zeros(n_heads, n_segments + 1, n_segments + 1, dtype=torch.float32, device=device)
-    seg_cpu = segment_of_token.cpu()
     qb = max(1, min(int(query_block), t_q))
+    # A tile is (some KV heads with their query heads) x (query block) x keys. On a CPU one
+    # KV head's group per tile keeps the tile in cache across the passes over it (scores,
+    # softmax, P @ V, reduction); a GPU takes all heads at once (fewer kernel launches).
+    kv_per_tile = n_kv if device.type == "cuda" else 1
+    rows_per_tile = kv_per_tile * group
     triangle = torch.ones(qb, qb, dtype=torch.bool, device=device).triu_(1)  # key > query
-    need = n_heads * qb * t_k
-    buf = None if workspace is None else workspace.get("scores")
-    if buf is None or buf.numel() < need or buf.device != device:
-        buf = torch.empty(need, dtype=torch.float32, device=device)
-        if workspace is not None:
-            workspace["scores"] = buf
+    scores_buf = _buffer(workspace, "scores", rows_per_tile * qb * t_k, device)
+    out_buf = None if v is None else _buffer(workspace, "out", n_heads * qb * v.shape[-1], device)
     for q0 in range(0, t_q, qb):
         q1 = min(t_q, q0 + qb)
         b = q1 - q0
-        if bool((seg_cpu[q0 + offset : q1 + offset] == sink).all()):
-            continue  # no query row of this block belongs to a sentence
-        k_end = q1 + offset if (causal and attention_mask is None) else t_k
-        q_blk = q[:, :, q0:q1].reshape(n_kv, group * b, d_head)
-        scores = buf[: n_heads * b * k_end].view(n_kv, group * b, k_end)
-        torch.bmm(q_blk, k_t[:, :, :k_end], out=scores)  # [kv_head, group * query_pos, key_pos]
-        scores = scores.view(n_heads, b, k_end)  # [head, query_pos, key_pos]
-        if attention_mask is None:
-            if causal:
-                scores[:, :, q0 + offset : k_end].masked_fill_(triangle[:b, :b], -math.inf)
-        elif mask.dtype == torch.bool:
-            scores.masked_fill_(~mask[:, q0:q1, :k_end], -math.inf)
-        else:
-            scores.add_(mask[:, q0:q1, :k_end])
-        # Softmax over keys (P of METRICS.md §3). Rows are normalized inside the reduction:
-        # it is linear in each row, so weighting row q by 1 / total_q while summing the
-        # block's rows into their query segments equals reducing the probabilities.
-        scores.sub_(scores.amax(dim=-1, keepdim=True))
-        scores.exp_()  # unnormalized probabilities, [head, query_pos, key_pos]
-        totals = scores.sum(dim=-1)  # [head, query_pos]
-        # Query side first: a block's rows fall in a few segments, so one matmul with a
-        # row-to-segment weight matrix shrinks [head, query_pos, key_pos] to
-        # [head, block_segment, key_pos] before the (scatter) reduction over keys.
-        q_segments, row_to_local = torch.unique(seg[q0 + offset : q1 + offset], return_inverse=True)
-        weights = torch.zeros(n_heads, len(q_segments), b, dtype=torch.float32, device=device)
-        weights[:, row_to_local, torch.arange(b, device=device)] = totals.reciprocal()
-        by_row = torch.bmm(weights, scores)  # [head, block_segment, key_pos]
-        del scores
-        by_seg = torch.zeros(n_heads, len(q_segments), n_segments + 1, dtype=torch.float32, device=device)
-        by_seg.index_add_(2, seg[:k_end], by_row)  # [head, block_segment, key_segment]
-        sums.index_add_(1, q_segments, by_seg)  # [head, q_seg, k_seg]
-        del by_row, by_seg
+        rows_seg = seg_cpu[q0 + offset : q1 + offset]  # [query_pos]
+        runs = _segment_runs(rows_seg, sink)  # [(first row, end row, segment)]
+        if v is None and not runs:
+            continue  # no query row of this block belongs to a sentence, no output wanted
+        k_end = q1 + offset if (causal and own_mask) else t_k
+        k_lo = 0 if window is None else max(0, q0 + offset - window + 1)
+        width = k_end - k_lo
+        band = None
+        if own_mask and window is not None:
+            rows = torch.arange(q0 + offset, q1 + offset, device=device)[:, None]
+            band = torch.arange(k_lo, k_end, device=device)[None, :] <= rows - window  # [q, k]
+        run_rows = None
+        if runs:  # [run, query_pos]: 1 where a row belongs to the run
+            run_rows = torch.zeros(len(runs), b, dtype=torch.float32, device=device)
+            for r, (r0, r1, _) in enumerate(runs):
+                run_rows[r, r0:r1] = 1.0
+            run_segments = torch.tensor([s for _, _, s in runs], device=device)
+        if v is not None:
+            o_blk = out_buf[: n_heads * b * v.shape[-1]].view(n_kv, group * b, v.shape[-1])
+        for h0 in range(0, n_kv, kv_per_tile):
+            h1 = h0 + kv_per_tile
+            tile = (h1 - h0) * group  # query heads in this tile
+            q_blk = q[h0:h1, :, q0:q1].reshape(h1 - h0, group * b, d_head)
+            scores = scores_buf[: tile * b * width].view(h1 - h0, group * b, width)
+            torch.bmm(q_blk, k_t[h0:h1, :, k_lo:k_end], out=scores)  # [kv, group * q, key]
+            scores = scores.view(tile, b, width)  # [head, query_pos, key_pos]
+            if own_mask:
+                if causal:
+                    scores[:, :, q0 + offset - k_lo :].masked_fill_(triangle[:b, :b], -math.inf)
+                if band is not None:
+                    scores.masked_fill_(band, -math.inf)
+            else:
+                tile_mask = mask[h0:h1, :, q0:q1, k_lo:k_end].reshape(tile, b, width)
+                if tile_mask.dtype == torch.bool:
+                    scores.masked_fill_(~tile_mask, -math.inf)
+                else:
+                    scores.add_(tile_mask)
+            # Softmax over keys in place (P of METRICS.md §3), row by row.
+            torch.ops.aten._softmax.out(scores, -1, False, out=scores)
+            if v is not None:  # the layer's output from the same probabilities
+                torch.bmm(scores.view(h1 - h0, group * b, width), v[h0:h1, k_lo:k_end],
+                          out=o_blk[h0:h1])  # [kv, group * query_pos, d_value]
+            if run_rows is None:
+                continue
+            # Query side first: rows -> runs (one segment each) in one matmul shrinks
+            # [head, query_pos, key_pos] to [head, run, key_pos]; then keys -> segments.
+            by_run = torch.matmul(run_rows, scores)  # [head, run, key_pos]
+            by_seg = torch.zeros(tile, len(runs), n_segments + 1, dtype=torch.float32, device=device)
+            by_seg.index_add_(2, seg[k_lo:k_end], by_run)  # [head, run, key_segment]
+            sums[h0 * group : h1 * group].index_add_(1, run_segments, by_seg)  # [head, q_seg, k_seg]
+        if v is not None:  # [query_pos, head, d_value]
+            out[0, q0:q1] = o_blk.view(n_heads, b, -1).transpose(0, 1)
     return sums[:, :n_segments, :n_segments]
+
+
+def flash_chunks_available() -> bool:
+    return hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu")
+
+
+def _flash_chunk_sums(query, key, value, out, *, scaling: float, causal: bool,
+                      segment_of_token: torch.Tensor, n_segments: int,
+                      query_block: int) -> torch.Tensor:
+    """The CPU path of `segment_attention_sums`: PyTorch's flash kernel, one pass, by chunks.
+
+    Query blocks and key chunks are `max(query_block, FLASH_MIN_CHUNK)` tokens.
+
+    On a CPU PyTorch's flash-attention kernel runs far faster than separate matmuls and a
+    softmax (its tiles stay in cache). Keys are cut into chunks of `query_block` tokens and
+    each chunk's value rows are extended with a one-hot of the chunk's sentence segments
+    (query and key padded with zeros to the same width, which leaves `Q K^T` unchanged), so
+    one kernel call per (query block, key chunk) returns, from the same float32
+    probabilities, the chunk's share of the output `P @ V`, each row's sums per key segment,
+    and the row's log-sum-exp over the chunk. The log-sum-exps combine the chunks exactly
+    (`P = exp(lse_chunk - lse_row) * P_chunk`), as flash attention does across its tiles.
+    """
+    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    # query: [batch, head, query_pos, d_head]; key, value: [batch, kv_head, key_pos, d]
+    _, n_heads, t, d_head = query.shape
+    d_value = value.shape[-1]
+    # Fewer, larger kernel calls win on a CPU; each chunk widens the heads by its segments.
+    blk = max(1, min(max(int(query_block), FLASH_MIN_CHUNK), t))
+    seg = segment_of_token.to(torch.int64)  # [key_pos], n_segments = in no sentence
+    chunks = [(c0, min(t, c0 + blk)) for c0 in range(0, t, blk)]
+    first = [int(seg[c0:c1][seg[c0:c1] < n_segments].min()) if bool((seg[c0:c1] < n_segments).any())
+             else n_segments for c0, c1 in chunks]  # first segment of each chunk
+    local = seg.clone()  # key -> column within its chunk's one-hot
+    width = 0
+    for (c0, c1), g0 in zip(chunks, first, strict=True):
+        local[c0:c1] -= g0
+        inside = seg[c0:c1] < n_segments
+        if inside.any():
+            width = max(width, int(local[c0:c1][inside].max()) + 1)
+    pad = max(d_head, d_value + width) - d_head  # q, k and v must share one head size
+    d_all = d_head + pad
+
+    def widen(x: torch.Tensor, extra: int) -> torch.Tensor:  # [1, head, pos, d] -> zero-padded
+        x = x.float()
+        return torch.nn.functional.pad(x, (0, extra)) if extra else x.contiguous()
+
+    # The kernel maps query head h to key/value head h // group itself (GQA, no copies).
+    q = widen(query, pad)  # [1, head, query_pos, d_all]
+    k = widen(key, pad)  # [1, kv_head, key_pos, d_all]
+    v = widen(value, d_all - d_value)  # [1, kv_head, key_pos, d_all]: V, then segment one-hots
+    in_sentence = torch.nonzero(seg < n_segments).flatten()
+    v[0, :, in_sentence, d_value + local[in_sentence]] = 1.0
+    sums = torch.zeros(n_heads, n_segments + 1, n_segments + 1, dtype=torch.float32)
+    for q0, q1 in chunks:
+        parts = []  # (first segment, [head, query_pos, d_all] chunk output, [head, query_pos] lse)
+        for (c0, c1), g0 in zip(chunks, first, strict=True):
+            if causal and c0 > q0:
+                break
+            o, lse = flash(q[:, :, q0:q1], k[:, :, c0:c1], v[:, :, c0:c1], 0.0,
+                           causal and c0 == q0, scale=scaling)
+            parts.append((g0, o[0], lse[0]))
+        lses = torch.stack([lse for _, _, lse in parts])  # [chunk, head, query_pos]
+        weights = torch.exp(lses - torch.logsumexp(lses, dim=0))  # each chunk's share of a row
+        runs = _segment_runs(seg[q0:q1], n_segments)
+        if runs:  # [run, query_pos]: 1 where a row belongs to the run
+            run_rows = torch.zeros(len(runs), q1 - q0)
+            for r, (r0, r1, _) in enumerate(runs):
+                run_rows[r, r0:r1] = 1.0
+            run_segments = torch.tensor([s for _, _, s in runs])
+        acc = torch.zeros(n_heads, q1 - q0, d_value)  # [head, query_pos, d_value]
+        for (g0, o, _), w in zip(parts, weights, strict=True):
+            acc.addcmul_(w[..., None], o[:, :, :d_value])
+            span = min(width, n_segments + 1 - g0)
+            if not runs or span <= 0:
+                continue
+            # rows -> runs, weighted by the chunk's share: [head, run, key segment of the chunk]
+            by_run = torch.bmm(run_rows * w[:, None, :], o[:, :, d_value : d_value + span])
+            sums[:, :, g0 : g0 + span].index_add_(1, run_segments, by_run)
+        out[0, q0:q1] = acc.transpose(0, 1)  # [query_pos, head, d_value]
+    return sums[:, :n_segments, :n_segments].to(query.device)
+
+
+def _segment_runs(rows_seg: torch.Tensor, sink: int) -> list[tuple[int, int, int]]:
+    """Maximal runs of equal segment ids in a block's rows, without the no-sentence sink."""
+    ids = rows_seg.tolist()
+    runs, start = [], 0
+    for r in range(1, len(ids) + 1):
+        if r == len(ids) or ids[r] != ids[start]:
+            if ids[start] != sink:
+                runs.append((start, r, ids[start]))
+            start = r
+    return runs
+
+
+def _buffer(workspace: dict | None, name: str, numel: int, device) -> torch.Tensor:
+    """A float32 scratch buffer of at least `numel` elements, kept in `workspace` across layers."""
+    buf = None if workspace is None else workspace.get(name)
+    if buf is None or buf.numel() < numel or buf.device != device:
+        buf = torch.empty(numel, dtype=torch.float32, device=device)
+        if workspace is not None:
+            workspace[name] = buf
+    return buf
 
 
 # --------------------------------------------------------------------------- registration
@@ -249,34 +405,27 @@ def capture_attention_forward(
     is_causal: bool | None = None,
     **kwargs,
 ) -> tuple[torch.Tensor, None]:
-    """Attention function for `AttentionInterface`: SDPA output, plus the capture if active.
+    """Attention function for `AttentionInterface`: one pass for the output and the capture.
 
     Outside `capture_sentence_attention` it is exactly transformers' `sdpa_attention_forward`.
+    During a capture the layer's output is `P @ V` from the same float32 probabilities that
+    are reduced into sentence sums (`segment_attention_sums`), so attention runs once.
     """
     state = _ACTIVE.get()
-    if state is not None:
-        if kwargs.get("softcap") is not None or kwargs.get("position_bias") is not None:
-            raise CaptureError("attention softcap / position bias are not supported by the capture")
-        if kwargs.get("sliding_window") is not None and attention_mask is None:
-            raise CaptureError(
-                "sliding-window attention layers are not supported by the capture "
-                "(the model config enables a sliding window)"
-            )
-    attn_output, _ = sdpa_attention_forward(
-        module,
-        query,
-        key,
-        value,
-        attention_mask,
-        dropout=dropout,
-        scaling=scaling,
-        is_causal=is_causal,
-        **kwargs,
-    )
     if state is None:
-        return attn_output, None
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                      scaling=scaling, is_causal=is_causal, **kwargs)
+    for name in ("softcap", "position_bias", "s_aux"):
+        if kwargs.get(name) is not None:
+            raise CaptureError(f"attention option '{name}' (logit softcap, position bias or "
+                               "attention sinks) is not supported by the capture")
+    if dropout:
+        raise CaptureError("attention dropout is not supported by the capture (call model.eval())")
     causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    # [batch, query_pos, head, d_value]: the layout sdpa_attention_forward returns
+    attn_output = torch.empty(query.shape[0], query.shape[2], query.shape[1], value.shape[-1],
+                              dtype=query.dtype, device=query.device)
     seg_sums = segment_attention_sums(
         query,
         key,
@@ -287,6 +436,9 @@ def capture_attention_forward(
         n_segments=state.plan.n_segments,
         query_block=state.query_block,
         workspace=state.workspace,
+        value=value,
+        out=attn_output,
+        sliding_window=kwargs.get("sliding_window"),
     )  # [head, segment, segment]
     means = sentence_means_from_segment_sums(state.plan, seg_sums.cpu().numpy())
     layer_idx = int(getattr(module, "layer_idx", len(state.layers_seen)))
@@ -349,11 +501,12 @@ def capture_sentence_attention(
     *,
     query_block: int = DEFAULT_QUERY_BLOCK,
     on_layer: LayerCallback,
-) -> None:
+) -> torch.Tensor:
     """Run the base model once and call `on_layer(layer_idx, A)` as each layer finishes.
 
     `A` is float32 `[H, N, N]`: the sentence-averaged attention of METRICS.md §3 for every
-    query head of that layer. Only one layer's result is alive at a time.
+    query head of that layer. Only one layer's result is alive at a time. Returns the last
+    layer's hidden states (`[1, T, hidden]`), computed from the capture's own attention.
     """
     model = base_model(loaded_or_model)
     n_tokens = _check_input(input_ids)
@@ -372,7 +525,7 @@ def capture_sentence_attention(
     try:
         model.config._attn_implementation = CAPTURE_ATTN_IMPLEMENTATION
         with torch.inference_mode():
-            model(input_ids=input_ids.to(device), use_cache=False)
+            hidden = model(input_ids=input_ids.to(device), use_cache=False).last_hidden_state
     except CaptureError:
         raise
     except (RuntimeError, MemoryError) as exc:
@@ -394,6 +547,7 @@ def capture_sentence_attention(
             f"model '{model_name(model)}' reported {len(state.layers_seen)} of {n_layers} layers: "
             "its attention does not go through transformers' AttentionInterface"
         )
+    return hidden
 
 
 def sentence_attention(

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from ingest.progress import Progress, is_terminal
 from ingest.rollouts import (
     BASE_SOLUTION,
     DEFAULT_MAX_SENTENCE_CHARS,
@@ -57,6 +58,10 @@ DEFAULT_MODEL = "Qwen/Qwen3-4B-Thinking-2507"
 CAPTURE_VERSION = 1
 
 
+class RayCaptureError(Exception):
+    """A Ray ingest could not start, or a rollout failed on its workers."""
+
+
 @dataclass
 class IngestOptions:
     model: str = DEFAULT_MODEL
@@ -70,6 +75,13 @@ class IngestOptions:
     pattern: str | None = None
     max_sentence_chars: int = DEFAULT_MAX_SENTENCE_CHARS
     progress: bool = True
+    # Ray executor: None runs serially in this process; 'local', 'auto' or 'ray://host:port'
+    ray: str | None = None
+    workers: int | None = None  # Ray actors [default: the cluster's GPUs, else 1]
+
+    @property
+    def executor(self) -> str:
+        return "serial" if self.ray is None else "ray"
 
 
 @dataclass
@@ -270,7 +282,8 @@ def ingest(
     params = {"roots": roots, **{k: v for k, v in dataclasses.asdict(options).items()
                                   if k != "progress"}}
     with warehouse.write_lock():
-        log = IngestLog.start(warehouse, "ingest", info.name, params)
+        log = IngestLog.start(warehouse, "ingest", info.name, params, executor=options.executor,
+                              workers=options.workers if options.ray else 1)
         try:
             _ingest_all(rollout_dirs, warehouse, options, info, summary, echo)
         except BaseException as exc:
@@ -302,7 +315,12 @@ class _Commit:
 def _ingest_all(rollout_dirs, warehouse, options, info, summary, echo) -> None:
     waiting: list[_Commit] = []
     try:
-        _compute_all(rollout_dirs, warehouse, options, info, summary, waiting, echo)
+        with Progress(len(rollout_dirs), enabled=options.progress) as progress:
+            committer = _Committer(warehouse, summary, waiting, echo)
+            if options.ray is None:
+                _compute_all(rollout_dirs, warehouse, options, info, summary, committer, progress)
+            else:
+                _compute_on_ray(rollout_dirs, warehouse, options, info, summary, committer, progress)
     except Exception:
         with contextlib.suppress(WarehouseError):  # keep finished work if the file is free now
             _commit_waiting(waiting, warehouse, summary, wait_s=0)
@@ -333,72 +351,159 @@ def _commit_waiting(waiting: list[_Commit], warehouse: Warehouse, summary: Inges
             summary.model_seconds += commit.seconds
 
 
-def _compute_all(rollout_dirs, warehouse, options, info, summary, waiting: list[_Commit],
-                 echo) -> None:
-    from tqdm import tqdm
+@dataclass
+class _Committer:
+    """The one place that commits: computed rollouts wait here while a reader holds the file."""
 
+    warehouse: Warehouse
+    summary: IngestSummary
+    waiting: list[_Commit]
+    echo: Callable[[str], None]
+    told: bool = False
+
+    def __call__(self, commit: _Commit) -> None:
+        self.waiting.append(commit)
+        _commit_waiting(self.waiting, self.warehouse, self.summary, wait_s=COMMIT_TRY_S)
+        if self.waiting and not self.told:
+            self.told = True
+            self.echo(f"note: {self.warehouse.db_path} is open in another process: finished rollouts "
+                      "wait to be committed (the model goes on; the last commit waits up to "
+                      "--lock-wait)")
+
+
+@dataclass
+class _Job:
+    """One checked rollout, ready for the model: its text, spans, rows and fingerprint."""
+
+    rollout_id: str
+    text: str
+    spans: list[CharSpan]
+    record: RolloutRecord
+    fingerprint: str
+
+    @property
+    def n_sentences(self) -> int:
+        return len(self.record.sentences)
+
+
+def _prepare(rollout_dir: RolloutDir, options: IngestOptions, info: ModelInfo,
+             summary: IngestSummary) -> _Job:
+    """Read a rollout again (it may have changed since the check) and plan its model pass."""
+    rid = rollout_dir.rollout_id
+    rollout = load_rollout(rollout_dir, max_sentence_chars=options.max_sentence_chars)
+    text, spans = model_text(rollout, options.text_source)
+    summary.notes += [f"rollout '{rid}': {w}" for w in rollout.warnings]
+    report = span_report(rid, spans)
+    if report:
+        summary.notes.append(report)
+    return _Job(rid, text, spans, to_record(rollout), fingerprint(rollout, text, info, options))
+
+
+def _is_current(job: _Job, warehouse: Warehouse, info: ModelInfo, options: IngestOptions) -> bool:
+    return not options.force and warehouse.attention_fingerprint(info.name, job.rollout_id) == job.fingerprint
+
+
+def _capture_failed(rid: str, exc: BaseException, summary: IngestSummary, options: IngestOptions,
+                    progress: Progress) -> None:
+    """Record a failed rollout (changed on disk, or too much for the model): the next one
+    may well go through, so with keep_going the run goes on."""
+    summary.failed.append((rid, str(exc)))
+    progress.finished(rid, sentences=0, outcome="failed")
+    if not options.keep_going:
+        raise exc
+
+
+def _compute_all(rollout_dirs, warehouse, options, info, summary, commit: _Committer,
+                 progress: Progress) -> None:
     loaded = None  # the model is loaded on the first rollout that needs it
-    told = False
-
-    def commit() -> None:
-        nonlocal told
-        _commit_waiting(waiting, warehouse, summary, wait_s=COMMIT_TRY_S)
-        if waiting and not told:
-            told = True
-            echo(f"note: {warehouse.db_path} is open in another process: finished rollouts wait "
-                 "to be committed (the model goes on; the last commit waits up to --lock-wait)")
-
-    bar = tqdm(rollout_dirs, desc="rollouts", unit="rollout", disable=not options.progress)
-    for rollout_dir in bar:
+    for rollout_dir in rollout_dirs:
         rid = rollout_dir.rollout_id
-        bar.set_postfix_str(rid[-40:])
+        progress.working_on(rid)
         try:
-            rollout = load_rollout(rollout_dir, max_sentence_chars=options.max_sentence_chars)
-            text, spans = model_text(rollout, options.text_source)
-            summary.notes += [f"rollout '{rid}': {w}" for w in rollout.warnings]
-            report = span_report(rid, spans)
-            if report:
-                summary.notes.append(report)
-            record = to_record(rollout)
-            fp = fingerprint(rollout, text, info, options)
-            if not options.force and warehouse.attention_fingerprint(info.name, rid) == fp:
-                waiting.append(_Commit(rid, record))  # tags or metadata may still have changed
-                commit()
+            job = _prepare(rollout_dir, options, info, summary)
+            if _is_current(job, warehouse, info, options):
+                commit(_Commit(rid, job.record))  # tags or metadata may still have changed
+                progress.finished(rid, sentences=job.n_sentences, outcome="skipped")
                 continue
             if loaded is None:
                 loaded = _load_model(options)
                 info = loaded.info
-            pending, n_tokens, seconds = _capture(loaded, rollout, text, spans, fp, options,
-                                                  warehouse)
-            waiting.append(_Commit(rid, record, pending, n_tokens, seconds))
-            commit()
+            pending, n_tokens, seconds = _capture(loaded, job, options, warehouse, progress)
+            commit(_Commit(rid, job.record, pending, n_tokens, seconds))
             summary.peak_gpu_bytes = loaded.peak_gpu_bytes()
-            bar.set_postfix_str(f"{summary.tokens_per_second:,.0f} tok/s")
+            progress.finished(rid, sentences=job.n_sentences, tokens=n_tokens, seconds=seconds)
         except RolloutError as exc:  # changed on disk since the check
-            summary.failed.append((rid, str(exc)))
-            if not options.keep_going:
-                raise
+            _capture_failed(rid, exc, summary, options, progress)
         except Exception as exc:
             capture = sys.modules.get("ingest.capture")
             if capture is None or not isinstance(exc, capture.CaptureError):
                 raise
-            # This rollout's input (e.g. too long for memory): the next one may well fit.
             error = type(exc)(f"rollout '{rid}': {exc}")
-            summary.failed.append((rid, str(error)))
-            if not options.keep_going:
-                raise error from exc
+            error.__cause__ = exc
+            _capture_failed(rid, error, summary, options, progress)
+
+
+def _compute_on_ray(rollout_dirs, warehouse, options, info, summary, commit: _Committer,
+                    progress: Progress) -> None:
+    """Unchanged rollouts are skipped here, before any worker starts; Ray computes the rest.
+
+    Workers never open the warehouse: their sentence matrices come back through Ray's
+    object store and are written and committed here, one rollout per transaction.
+    """
+    jobs = []
+    for rollout_dir in rollout_dirs:
+        rid = rollout_dir.rollout_id
+        try:
+            job = _prepare(rollout_dir, options, info, summary)
+        except RolloutError as exc:
+            _capture_failed(rid, exc, summary, options, progress)
+            continue
+        if _is_current(job, warehouse, info, options):
+            commit(_Commit(rid, job.record))
+            progress.finished(rid, sentences=job.n_sentences, outcome="skipped")
+        else:
+            jobs.append(job)
+    if not jobs:
+        return  # nothing to compute: no Ray runtime, no actors
+    try:
+        from ingest.ray_pool import run_on_ray
+    except ImportError as exc:
+        raise RayCaptureError(f"--ray needs Ray ({exc}): pip install -e '.[ray]' "
+                              "(`make setup` installs it)") from None
+
+    jobs.sort(key=lambda j: len(j.text), reverse=True)  # longest first, for balance
+
+    def on_result(job: _Job, result) -> None:
+        writer = warehouse.attention_writer(result.info, job.rollout_id, job.n_sentences,
+                                            job.record.tags)
+        with writer:
+            for layer, mats in enumerate(result.layers()):
+                writer.add_layer(layer, mats)  # [head, sentence_i, sentence_j]
+        pending = _pending_attention(result.info, result.device, job, result.token_spans,
+                                     result.n_tokens, result.seconds, options, writer)
+        commit(_Commit(job.rollout_id, job.record, pending, result.n_tokens, result.seconds))
+        if result.peak_gpu_bytes:
+            summary.peak_gpu_bytes = max(summary.peak_gpu_bytes or 0, result.peak_gpu_bytes)
+        progress.finished(job.rollout_id, sentences=job.n_sentences, tokens=result.n_tokens,
+                          seconds=result.seconds)
+
+    def on_failure(job: _Job, message: str) -> None:
+        _capture_failed(job.rollout_id, RayCaptureError(f"rollout '{job.rollout_id}': {message}"),
+                        summary, options, progress)
+
+    run_on_ray(jobs, options, on_result=on_result, on_failure=on_failure)
 
 
 def _load_model(options: IngestOptions):
     from ingest.model import load_model  # torch is heavy: import on use
 
-    if options.progress:
+    if options.progress and is_terminal(sys.stderr):
         return load_model(options.model, device=options.device, dtype=options.dtype,
                           name=options.model_name)
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # --no-progress: no "Loading weights" bar either
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar: --no-progress, or not a terminal
     try:
         return load_model(options.model, device=options.device, dtype=options.dtype,
                           name=options.model_name)
@@ -407,23 +512,28 @@ def _load_model(options: IngestOptions):
             hf_logging.enable_progress_bar()
 
 
-def _capture(loaded, rollout: Rollout, text: str, spans: list[CharSpan], fp: str,
-             options: IngestOptions, warehouse: Warehouse):
+def capture_text(loaded, text: str, spans: list[CharSpan], query_block: int, on_layer):
+    """The model pass of one rollout: token spans, then every layer's sentence matrices.
+
+    Warehouse-free, so a Ray worker runs it too. Returns (token spans, tokens, seconds).
+    """
     from ingest.capture import capture_sentence_attention
     from ingest.spans import token_spans
 
     started = time.monotonic()
     tokens = token_spans(loaded.tokenizer, text, spans)
     input_ids = loaded.encode(text)
-    n_tokens = int(input_ids.shape[-1])
-    writer = warehouse.attention_writer(loaded.info, rollout.rollout_id, len(rollout.sentences),
-                                        [list(t) for t in rollout.tags])
+    capture_sentence_attention(loaded, input_ids, tokens, query_block=query_block,
+                               on_layer=on_layer)
+    return tokens, int(input_ids.shape[-1]), time.monotonic() - started
 
+
+def _capture(loaded, job: _Job, options: IngestOptions, warehouse: Warehouse, progress: Progress):
+    writer = warehouse.attention_writer(loaded.info, job.rollout_id, job.n_sentences,
+                                        job.record.tags)
+    n_tokens = len(loaded.tokenizer.encode(job.text)) if progress.bars else 0
     # Inner bar over layer x tokens: a long trace shows progress within the rollout.
-    from tqdm import tqdm
-
-    layer_bar = tqdm(total=loaded.info.n_layers * n_tokens, desc="  tokens x layers", unit="tok",
-                     unit_scale=True, leave=False, disable=not options.progress)
+    layer_bar = progress.layer_bar(loaded.info.n_layers * n_tokens)
 
     def on_layer(layer: int, mats) -> None:  # mats: [head, sentence_i, sentence_j]
         writer.add_layer(layer, mats)
@@ -431,17 +541,23 @@ def _capture(loaded, rollout: Rollout, text: str, spans: list[CharSpan], fp: str
         crash_point("model_pass")
 
     with writer, layer_bar:
-        capture_sentence_attention(loaded, input_ids, tokens, query_block=options.query_block,
-                                   on_layer=on_layer)
-    seconds = time.monotonic() - started
+        tokens, n_tokens, seconds = capture_text(loaded, job.text, job.spans, options.query_block,
+                                                 on_layer)
+    pending = _pending_attention(loaded.info, loaded.device, job, tokens, n_tokens, seconds,
+                                 options, writer)
+    return pending, n_tokens, seconds
+
+
+def _pending_attention(info: ModelInfo, device: str, job: _Job, tokens, n_tokens: int,
+                       seconds: float, options: IngestOptions, writer) -> PendingAttention:
     sentence_spans = [
-        SentenceSpan(s.start, s.end, t0, t1, s.match) for s, (t0, t1) in zip(spans, tokens, strict=True)
+        SentenceSpan(s.start, s.end, t0, t1, s.match)
+        for s, (t0, t1) in zip(job.spans, tokens, strict=True)
     ]
     run = AttentionRun(
-        fingerprint=fp, text_source=options.text_source, dtype=options.dtype,
-        device=loaded.device, n_tokens=n_tokens, query_block=options.query_block,
+        fingerprint=job.fingerprint, text_source=options.text_source, dtype=options.dtype,
+        device=device, n_tokens=n_tokens, query_block=options.query_block,
         duration_s=seconds, parameters={"capture_version": CAPTURE_VERSION, "run": uuid.uuid4().hex},
         code_version=code_version(),
     )
-    return PendingAttention(loaded.info, writer, sentence_spans, run), n_tokens, seconds
-
+    return PendingAttention(info, writer, sentence_spans, run)

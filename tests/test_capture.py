@@ -291,3 +291,147 @@ def test_load_model_errors(tmp_path, tiny_dir):
     assert (info.n_layers, info.n_heads, info.n_kv_heads, info.head_dim) == (4, 8, 2, 16)
     assert info.revision == "local" and info.name == "qwen3"
     json.dumps(info.config)
+
+
+# --- one pass: the capture computes each layer's output itself (issue 10) ---------------
+
+
+def dense_attention(q, k, v, allowed):
+    """float64 softmax(Q K^T / sqrt(d)) @ V over the allowed (query, key) pairs, GQA expanded."""
+    h, kv = q.shape[1], k.shape[1]
+    kk = k[0].double().repeat_interleave(h // kv, dim=0)
+    vv = v[0].double().repeat_interleave(h // kv, dim=0)
+    scores = (q[0].double() @ kk.transpose(1, 2)) * q.shape[-1] ** -0.5
+    probs = scores.masked_fill(~allowed, -math.inf).softmax(-1)  # [head, query_pos, key_pos]
+    return (probs @ vv).transpose(0, 1)[None], probs  # [1, query_pos, head, d], [head, q, k]
+
+
+@pytest.mark.parametrize("kind,method,min_chunk", [
+    ("causal", "blocks", None), ("causal", "flash", 1), ("causal", "flash", 7),
+    ("causal", "flash", 1024), ("window", "blocks", None), ("padded", "blocks", None),
+])
+def test_kernel_output_and_sums_under_each_mask(kind, method, min_chunk, monkeypatch):
+    """P @ V and the segment sums come from one set of probabilities, for every mask kind
+    and both paths (flash: one chunk, or many, whose log-sum-exps combine exactly)."""
+    from ingest import capture as capture_module
+
+    if min_chunk is not None:
+        monkeypatch.setattr(capture_module, "FLASH_MIN_CHUNK", min_chunk)
+    g = torch.Generator().manual_seed(1)
+    t, h, kv, d, window = 29, 6, 2, 8, 5
+    q, k, v = (torch.randn(1, n, t, d, generator=g) for n in (h, kv, kv))
+    plan = plan_spans([(1, 6), (6, 13), (13, 20), (22, 29)], t)
+    rows, cols = torch.arange(t)[:, None], torch.arange(t)[None, :]
+    allowed = cols <= rows
+    mask = None
+    if kind == "window":
+        allowed &= cols > rows - window
+    if kind == "padded":  # two left-padding keys, as a 4-D bool mask of a padded batch row
+        allowed &= cols >= 2
+        allowed[:2, :2] = torch.eye(2, dtype=torch.bool)  # padding rows see themselves
+        mask = allowed[None, None]
+    expected_out, probs = dense_attention(q, k, v, allowed)
+    seg = torch.from_numpy(plan.segment_of_token)
+    expected_sums = torch.zeros(h, plan.n_segments + 1, plan.n_segments + 1, dtype=torch.float64)
+    for a in range(t):
+        for b in range(t):
+            expected_sums[:, seg[a], seg[b]] += probs[:, a, b]
+    for qb in (1, 4, 29):
+        out = torch.empty(1, t, h, d)
+        sums = segment_attention_sums(
+            q, k, mask, scaling=d**-0.5, causal=True, segment_of_token=seg,
+            n_segments=plan.n_segments, query_block=qb, value=v, out=out,
+            sliding_window=window if kind == "window" else None, method=method,
+        )
+        np.testing.assert_allclose(out.double().numpy(), expected_out.numpy(), atol=1e-5)
+        np.testing.assert_allclose(sums.double().numpy(),
+                                   expected_sums[:, :-1, :-1].numpy(), atol=1e-5)
+        # the same output as PyTorch's own SDPA given the same mask
+        sdpa = torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=allowed[None, None], enable_gqa=True).transpose(1, 2)
+        torch.testing.assert_close(out, sdpa, rtol=1e-5, atol=1e-5)
+
+
+@needs_data
+def test_flash_path_in_many_chunks_equals_reference(loaded, monkeypatch):
+    """The CPU flash path with 64-token chunks on a real trace: matrices and hidden states."""
+    from ingest import capture as capture_module
+
+    ids, spans = prepare(loaded, TRACES[2])
+    assert ids.shape[1] > 5 * 64
+    ref = reference_sentence_attention(loaded, ids, spans)
+    whole = capture_sentence_attention(loaded, ids, spans, on_layer=lambda i, a: None)
+    monkeypatch.setattr(capture_module, "FLASH_MIN_CHUNK", 64)
+    layers = {}
+    hidden = capture_sentence_attention(loaded, ids, spans, query_block=64,
+                                        on_layer=lambda i, a: layers.__setitem__(i, a))
+    np.testing.assert_allclose(np.stack([layers[i] for i in sorted(layers)]), ref, rtol=0, atol=ATOL)
+    torch.testing.assert_close(hidden, whole, rtol=1e-5, atol=1e-5)
+
+
+@needs_data
+def test_hidden_states_equal_sdpa_and_eager(loaded):
+    """The capture's own attention output gives the model's hidden states (float32 noise)."""
+    ids, spans = prepare(loaded, TRACES[0])
+    hidden = capture_sentence_attention(loaded, ids, spans, query_block=37,
+                                        on_layer=lambda i, a: None)
+    model = loaded.model.base_model
+    old = model.config._attn_implementation
+    try:
+        with torch.inference_mode():
+            model.config._attn_implementation = "sdpa"
+            sdpa = model(input_ids=ids, use_cache=False).last_hidden_state
+            model.config._attn_implementation = "eager"
+            eager = model(input_ids=ids, use_cache=False).last_hidden_state
+    finally:
+        model.config._attn_implementation = old
+    torch.testing.assert_close(hidden, sdpa, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(hidden, eager, rtol=1e-5, atol=1e-5)
+
+
+def test_sliding_window_layers_equal_eager():
+    """A model with sliding-window layers: sentence matrices and hidden states equal eager's."""
+    from transformers import Qwen3Config, Qwen3Model
+
+    config = Qwen3Config(
+        vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=8, use_sliding_window=True,
+        sliding_window=7, max_window_layers=1, attn_implementation="sdpa",
+    )
+    assert config.layer_types == ["full_attention", "sliding_attention", "sliding_attention"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        model = Qwen3Model(config).eval()
+    ids = torch.randint(0, 300, (1, 41), generator=torch.Generator().manual_seed(0))
+    spans = [(0, 5), (5, 12), (12, 30), (30, 41)]
+    layers = {}
+    hidden = capture_sentence_attention(model, ids, spans, query_block=6,
+                                        on_layer=lambda i, a: layers.__setitem__(i, a))
+    got = np.stack([layers[i] for i in sorted(layers)])
+    ref = reference_sentence_attention(model, ids, spans)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=ATOL)
+    # the window matters: full attention would differ in the sliding layers
+    model.config._attn_implementation = "eager"
+    with torch.inference_mode():
+        eager = model(input_ids=ids, use_cache=False).last_hidden_state
+    torch.testing.assert_close(hidden, eager, rtol=1e-5, atol=1e-5)
+    assert np.abs(ref[1:, :, 3, 0]).max() == 0  # sentence 3 cannot see sentence 0 (window 7)
+
+
+def test_unsupported_attention_options_are_refused():
+    from ingest.capture import _ACTIVE, _CaptureState, capture_attention_forward
+
+    q = torch.zeros(1, 2, 3, 4)
+    plan = plan_spans([(0, 3)], 3)
+    state = _CaptureState(plan, torch.from_numpy(plan.segment_of_token), 8, lambda i, a: None, [])
+    token = _ACTIVE.set(state)
+    try:
+        module = torch.nn.Module()
+        with pytest.raises(CaptureError, match="softcap"):
+            capture_attention_forward(module, q, q, q, None, softcap=30.0)
+        with pytest.raises(CaptureError, match="s_aux"):
+            capture_attention_forward(module, q, q, q, None, s_aux=torch.zeros(2))
+        with pytest.raises(CaptureError, match="dropout"):
+            capture_attention_forward(module, q, q, q, None, dropout=0.1)
+    finally:
+        _ACTIVE.reset(token)

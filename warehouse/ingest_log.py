@@ -18,7 +18,8 @@ from warehouse.store import Warehouse
 
 PENDING_FILE = "ingest_log.pending.jsonl"
 COLUMNS = ("run_id", "command", "started_at", "finished_at", "model", "parameters",
-           "code_version", "n_ok", "n_skipped", "n_failed", "duration_s", "outcome", "message")
+           "code_version", "n_ok", "n_skipped", "n_failed", "duration_s", "outcome", "message",
+           "executor", "workers")
 # How long writing a log row waits for the DuckDB file before it goes to the pending file.
 TRY_S = 0.5
 
@@ -31,12 +32,17 @@ class IngestLog:
     in_table: bool = False  # whether the 'running' row reached the table
 
     @classmethod
-    def start(cls, warehouse: Warehouse, command: str, model: str | None, parameters: dict):
-        """Record a command as 'running'; a row left so was interrupted."""
+    def start(cls, warehouse: Warehouse, command: str, model: str | None, parameters: dict, *,
+              executor: str | None = None, workers: int | None = None):
+        """Record a command as 'running'; a row left so was interrupted.
+
+        ``executor`` ('serial' or 'ray') and ``workers`` say how an ingest ran its model.
+        """
         run_id = uuid.uuid4().hex[:12]
         row = {"run_id": run_id, "command": command, "started_at": utc_now(), "model": model,
                "parameters": json.dumps(parameters, default=str),
-               "code_version": code_version(), "outcome": "running"}
+               "code_version": code_version(), "outcome": "running",
+               "executor": executor, "workers": workers}
         log = cls(warehouse, run_id, row)
         try:
             with warehouse.connect(wait_s=TRY_S) as con:

@@ -13,5 +13,10 @@ create table if not exists ingest_log (
     duration_s   double,
     outcome      varchar,           -- 'running' (until it ends; left so if the process died),
                                     -- then 'ok', 'partial', 'failed', 'interrupted'
-    message      varchar
+    message      varchar,
+    executor     varchar,           -- ingest: 'serial' or 'ray'
+    workers      integer            -- ingest: model workers (1 when serial)
 );
+-- Files made before the Ray executor get its two columns here.
+alter table ingest_log add column if not exists executor varchar;
+alter table ingest_log add column if not exists workers integer;
