@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
+
 SQL_DIR = Path(__file__).resolve().parent
 
 
@@ -23,6 +25,19 @@ def install(con) -> None:
 
     Tables use ``create table if not exists``, views and macros ``create or replace``,
     so installing again after an upgrade refreshes the logic and keeps the data.
+    Files run in path order (the layer order); inside a layer an object may read one whose
+    file sorts after it (like dbt's ``ref()``, the graph decides, not the name): a file
+    that fails because an object it reads does not exist yet is retried after the others,
+    and the first such error is raised when a whole pass makes no progress.
     """
-    for path in sql_files():
-        con.execute(path.read_text(encoding="utf-8"))
+    pending = sql_files()
+    while pending:
+        deferred: list[tuple[Path, Exception]] = []
+        for path in pending:
+            try:
+                con.execute(path.read_text(encoding="utf-8"))
+            except duckdb.CatalogException as error:
+                deferred.append((path, error))
+        if len(deferred) == len(pending):
+            raise deferred[0][1]
+        pending = [path for path, _ in deferred]
