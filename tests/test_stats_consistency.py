@@ -54,7 +54,7 @@ def test_consistency_matches_reference(warehouse):  # noqa: F811
 def test_consistency_single_rollout(warehouse):  # noqa: F811
     rng = np.random.default_rng(12)
     load(warehouse, random_rollouts(rng, 1, 14, 1, 2, n_targets=3), 1, 2)
-    rows = records(warehouse, "select * from head_consistency(permutations := 20)")
+    rows = records(warehouse, "select * from head_consistency(permutations := 20, null_model := 'uniform')")
     assert len(rows) == 2
     for row in rows:
         assert row["n_rollouts"] == 1
