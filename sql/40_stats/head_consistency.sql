@@ -231,11 +231,7 @@ tested as (
             when counted.observed_t is not null
                 then permutation_p_value(counted.n_fwer_as_extreme, permutations, false)
         end as p_value_fwer,
-        combined.combined_mean as mean_excess_delta_va,
-        count(*) over (partition by summaries.tag, summaries.model order by permutation_p_value(
-            counted.n_as_extreme, permutations, false
-        ) range between unbounded preceding and current row) as p_rank,
-        count(*) over (partition by summaries.tag, summaries.model) as family_size
+        combined.combined_mean as mean_excess_delta_va
     from summaries
     inner join counted using (tag, model, layer, head)
     left join combined
@@ -267,9 +263,8 @@ select
     tested.p_value_fwer,
     tested.n_problems,
     tested.mean_excess_delta_va,
-    least(1, min(bh_step(tested.p_value, tested.p_rank, tested.family_size)) over (
-        partition by tested.tag, tested.model order by tested.p_value desc
-        range between unbounded preceding and current row
+    bh_q_value(tested.p_value, list(tested.p_value order by tested.p_value) over (
+        partition by tested.tag, tested.model
     )) as q_value
 from tested;
 
