@@ -3,9 +3,13 @@
 -- The vertical scores v_c do not depend on the labels (METRICS.md §5), so only the group
 -- means of §6 change: with S = Σ v_c over the n_scored scored columns and T the sum over
 -- the t target columns, ΔVA = T / t - (S - T) / (n_scored - t). Each labelling comes from
--- label_permutations (same count t, same rollout, same strata counts); excess_delta_va
--- subtracts ΔVA's mean over the null's labellings, Σ_c w_c v_c (labelling_counts; 0 for
--- null 'uniform'), so that |excess_delta_va| is the two-sided statistic of every test.
+-- label_permutations (same count t, same rollout, same count in every stratum).
+-- excess_delta_va, the statistic of every test, is ΔVA computed on residual scores: under
+-- null 'position', v_c minus its least-squares line on c within the column's stratum
+-- (null_strata; the stratum mean for a one-column stratum), so that neither the strata's
+-- levels nor a trend with position inside a stratum can separate the labels; under null
+-- 'uniform', v_c itself (excess_delta_va = delta_va_vert, the earlier test).
+-- delta_va_vert (the notebook's ΔVA on v_c) is computed for permutation 0 only.
 -- Rows exist only where ΔVA is defined (0 < t < n_scored, v_c defined; dense triangles).
 -- Parameters: tag, all_tags (every tag present; see analysed_tags), permutations (K >= 0),
 -- seed, null_model, exact, and those of head_stats (proximity_ignore, control_depth,
@@ -16,8 +20,8 @@
 --- layer: layer index
 --- head: query head index
 --- permutation: 0 = the observed labels, 1..n_draws = the null's labellings
---- delta_va_vert: ΔVA under that labelling
---- excess_delta_va: ΔVA minus its mean under the null (what position and length explain)
+--- delta_va_vert: ΔVA under the observed labels (NULL for permutation > 0)
+--- excess_delta_va: ΔVA of that labelling on the residual scores (the test statistic)
 create or replace macro delta_va_permutations(
     tag := 'verbalized_evaluation_awareness',
     all_tags := false,
@@ -32,23 +36,44 @@ create or replace macro delta_va_permutations(
     layers := null,
     all_layers := false
 ) as table
--- v_c of every analysed column as a list indexed by c + 1 (NULL where undefined), and the
--- sum S and count of the defined ones: one row per (model, rollout, layer, head)
-with scores as materialized (
+-- v_c and the residual score of every analysed column as lists indexed by c + 1 (NULL
+-- where undefined), and their sums and the count of defined ones, per (model, rollout,
+-- layer, head)
+with fitted as (
     select
-        vert.model,
-        vert.rollout_id,
-        vert.layer,
-        vert.head,
-        list(vert.vertical_score order by vert.c) as scores_by_column,
-        sum(vert.vertical_score) as score_sum,
-        count(vert.vertical_score) as n_defined
+        vert.*,
+        case
+            when null_model = 'uniform' then vert.vertical_score
+            else (vert.vertical_score - coalesce(
+                regr_intercept(vert.vertical_score, vert.c) over stratum_window
+                + regr_slope(vert.vertical_score, vert.c) over stratum_window * vert.c,
+                avg(vert.vertical_score) over stratum_window
+            )) * sqrt(vert.n_valid_rows)
+        end as residual_score
     from
         vertical_scores(
             tag := null, proximity_ignore := proximity_ignore, control_depth := control_depth,
             score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
         ) as vert
-    group by vert.model, vert.rollout_id, vert.layer, vert.head
+    left join
+        null_strata(null_model := null_model, proximity_ignore := proximity_ignore, trim := trim) as strata
+        on strata.rollout_id = vert.rollout_id and strata.c = vert.c
+    window stratum_window as (partition by vert.model, vert.rollout_id, vert.layer, vert.head, strata.stratum)
+),
+
+scores as materialized (
+    select
+        fitted.model,
+        fitted.rollout_id,
+        fitted.layer,
+        fitted.head,
+        list(fitted.vertical_score order by fitted.c) as scores_by_column,
+        list(fitted.residual_score order by fitted.c) as residuals_by_column,
+        sum(fitted.vertical_score) as score_sum,
+        sum(fitted.residual_score) as residual_sum,
+        count(fitted.vertical_score) as n_defined
+    from fitted
+    group by fitted.model, fitted.rollout_id, fitted.layer, fitted.head
 ),
 
 counts as (
@@ -69,64 +94,51 @@ sides as (
         )
 ),
 
--- per head and tag: ΔVA's mean over the null's labellings
 heads as materialized (
     select
         counts.tag,
         counts.n_scored,
         counts.n_target,
         counts.sums_targets,
-        scores.*,
-        list_sum(list_transform(counts.column_weights, lambda weight, i: weight * scores.scores_by_column[i]))
-            as null_mean
+        scores.*
     from counts
     inner join scores
         on scores.rollout_id = counts.rollout_id
         and scores.n_defined = counts.n_scored
 ),
 
+-- the sum over the targets: of the side's scores, or the total minus the side's
 target_sums as (
     select
-        heads.tag,
-        heads.model,
-        heads.rollout_id,
-        heads.layer,
-        heads.head,
+        heads.*,
         sides.permutation,
-        heads.n_scored,
-        heads.n_target,
-        heads.score_sum,
-        heads.null_mean,
+        case when heads.sums_targets then 1 else -1 end
+        * list_sum(list_select(heads.residuals_by_column, sides.side_columns))
+        + case when heads.sums_targets then 0 else heads.residual_sum end as residual_target_sum,
         case
-            when heads.sums_targets
-                then list_sum(list_select(heads.scores_by_column, sides.side_columns))
+            when sides.permutation > 0 then null
+            when heads.sums_targets then list_sum(list_select(heads.scores_by_column, sides.side_columns))
             else heads.score_sum - list_sum(list_select(heads.scores_by_column, sides.side_columns))
         end as target_sum
     from sides
     inner join heads
         on heads.tag = sides.tag
         and heads.rollout_id = sides.rollout_id
-),
-
-deltas as (
-    select
-        target_sums.*,
-        target_sums.target_sum / target_sums.n_target
-        - (target_sums.score_sum - target_sums.target_sum)
-        / (target_sums.n_scored - target_sums.n_target) as delta_va_vert
-    from target_sums
 )
 
 select
-    deltas.tag,
-    deltas.model,
-    deltas.rollout_id,
-    deltas.layer,
-    deltas.head,
-    deltas.permutation,
-    deltas.delta_va_vert,
-    deltas.delta_va_vert - deltas.null_mean as excess_delta_va
-from deltas;
+    target_sums.tag,
+    target_sums.model,
+    target_sums.rollout_id,
+    target_sums.layer,
+    target_sums.head,
+    target_sums.permutation,
+    group_delta(target_sums.target_sum, target_sums.score_sum, target_sums.n_target, target_sums.n_scored)
+        as delta_va_vert,
+    group_delta(
+        target_sums.residual_target_sum, target_sums.residual_sum, target_sums.n_target, target_sums.n_scored
+    ) as excess_delta_va
+from target_sums;
 
 create or replace view delta_va_permutations as
 select * from delta_va_permutations();

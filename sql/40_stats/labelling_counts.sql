@@ -5,9 +5,6 @@
 -- when L <= permutations every labelling is enumerated once (is_exact; n_draws = L, the
 -- p-value is exact and at least 1 / L); else K = permutations draws are sampled with
 -- replacement (n_draws = K, p at least 1 / (1 + K)). Null 'uniform' always samples.
--- column_weights: w_c = t_s / (t n_s) - (n_s - t_s) / ((n_scored - t) n_s) for the stratum
--- s of column c, so that the mean of ΔVA over the null's labellings is Σ_c w_c v_c (all 0,
--- exactly, when every stratum has the same target share, as with one stratum).
 -- Parameters: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim.
 --- tag: target tag
 --- rollout_id: rollout
@@ -20,7 +17,6 @@
 --- n_draws: labellings the p-value counts over: L when exact, else K
 --- sums_targets: the permutations sum the targets (t <= n_scored - t), else the others
 --- stratum_targets: map from stratum to its number of target columns (t_s)
---- column_weights: w_c by column c (list index c + 1): ΔVA's null mean is Σ w_c v_c
 create or replace macro labelling_counts(
     tag := 'verbalized_evaluation_awareness',
     all_tags := false,
@@ -65,22 +61,6 @@ per_rollout as (
     having sum(strata.n_target_stratum) > 0 and sum(strata.n_target_stratum) < sum(strata.n_stratum)
 ),
 
-weights as (
-    select
-        labels.tag,
-        labels.rollout_id,
-        list(
-            strata.n_target_stratum / (per_rollout.n_target * strata.n_stratum)::double
-            - (strata.n_stratum - strata.n_target_stratum)
-            / ((per_rollout.n_scored - per_rollout.n_target) * strata.n_stratum)::double
-            order by labels.c
-        ) as column_weights
-    from labels
-    inner join strata using (tag, rollout_id, stratum)
-    inner join per_rollout using (tag, rollout_id)
-    group by labels.tag, labels.rollout_id
-),
-
 -- exact enumeration (null 'position' only: 'uniform' keeps the earlier sampled test)
 decided as (
     select
@@ -104,10 +84,8 @@ select
     (case when decided.is_exact then decided.n_labellings else checked_permutations(permutations) end)::integer
         as n_draws,
     decided.n_target <= decided.n_scored - decided.n_target as sums_targets,
-    decided.stratum_targets,
-    weights.column_weights
-from decided
-inner join weights using (tag, rollout_id);
+    decided.stratum_targets
+from decided;
 
 create or replace view labelling_counts as
 select * from labelling_counts();
