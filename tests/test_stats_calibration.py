@@ -39,7 +39,9 @@ def positional_mask(rng: np.random.Generator, n: int, n_targets: int) -> list[bo
     return mask.tolist()
 
 
-def null_rollouts(seed: int, n_rollouts: int, n: int, heads: int, n_targets: int, recency: float) -> list[Rollout]:
+def null_rollouts(
+    seed: int, n_rollouts: int, n: int, heads: int, n_targets: int, recency: float
+) -> list[Rollout]:
     """Rollouts with N_TAGS independent position-biased null tags ('null_0', ...) each."""
     rng = np.random.default_rng(seed)
     rollouts = []
@@ -89,7 +91,8 @@ def test_score_and_consistency_size(null_warehouse):
     for t in range(3):
         scores += records(
             null_warehouse,
-            f"select p_value_score from rollout_ranking_pvalues(tag := 'null_{t}', permutations := 99, seed := 5)",
+            "select p_value_score from rollout_ranking_pvalues("
+            f"tag := 'null_{t}', permutations := 99, seed := 5)",
         )
     assert len(scores) == 30 * 3
     assert share_significant(scores, "p_value_score") <= ALPHA + TOLERANCE
@@ -103,7 +106,8 @@ def test_score_and_consistency_size(null_warehouse):
     assert len({r["tag"] for r in consistency if r["p_value_fwer"] <= ALPHA}) <= 1
     uniform = records(
         null_warehouse,
-        "select * from head_consistency(all_tags := true, permutations := 99, seed := 6, null_model := 'uniform')",
+        "select * from head_consistency("
+        "all_tags := true, permutations := 99, seed := 6, null_model := 'uniform')",
     )
     assert sum(r["p_value"] <= ALPHA for r in uniform) > sum(r["p_value"] <= ALPHA for r in consistency)
 
@@ -113,7 +117,8 @@ def test_few_labellings_exact(warehouse):  # noqa: F811
     # C(6, 2) = 15 (or 6) labellings <= K, every one enumerated
     rollouts = null_rollouts(11, 30, 12, 2, 2, recency=3.0)
     load(warehouse, rollouts, 1, 2)
-    rows = records(warehouse, "select * from head_pvalues(all_tags := true, permutations := 99, all_layers := true)")
+    query = "select * from head_pvalues(all_tags := true, permutations := 99, all_layers := true{})"
+    rows = records(warehouse, query.format(""))
     assert rows and all(r["is_exact"] and r["n_labellings"] in (6, 15) for r in rows)
     assert all(r["n_draws"] == r["n_labellings"] for r in rows)
     # the floor is 1 / L and every p is a multiple of it: p <= 0.05 is impossible
@@ -121,9 +126,7 @@ def test_few_labellings_exact(warehouse):  # noqa: F811
         scaled = r["p_value"] * r["n_labellings"]
         assert abs(scaled - round(scaled)) < 1e-9 and r["p_value"] >= 1 / r["n_labellings"]
     assert share_significant(rows, "p_value") == 0.0
-    sampled = records(
-        warehouse, "select * from head_pvalues(all_tags := true, permutations := 99, exact := false, all_layers := true)"
-    )
+    sampled = records(warehouse, query.format(", exact := false"))
     assert all(not r["is_exact"] and r["n_draws"] == 99 for r in sampled)
     assert share_significant(sampled, "p_value") <= ALPHA + TOLERANCE
 
