@@ -101,12 +101,14 @@ def test_placebo_tag_matches_counts_and_positions(planted):
     assert {(r["rollout_id"], r["c"]) for r in real} != {(r["rollout_id"], r["c"]) for r in placebo}
     summary = records(
         con,
-        f"select * from tag_summary(tag := '{PLACEBO}', all_tags := false, permutations := 99, all_layers := true)",
+        f"select * from tag_summary(tag := '{PLACEBO}', all_tags := false, "
+        "permutations := 99, all_layers := true)",
     )
     assert [r["tag"] for r in summary] == [PLACEBO]
     real_summary = records(
         con,
-        f"select * from tag_summary(tag := '{TAG}', all_tags := false, permutations := 99, all_layers := true)",
+        f"select * from tag_summary(tag := '{TAG}', all_tags := false, "
+        "permutations := 99, all_layers := true)",
     )
     assert real_summary[0]["top_p_value_fwer"] <= 0.05 < summary[0]["top_p_value_fwer"]
 
