@@ -6,7 +6,7 @@
 -- target columns in a stratum are the first t_s columns of that stratum's order (with
 -- null 'uniform', one stratum: the first t columns, the earlier test). Reproducible from
 -- (seed, k, rollout_id, idx) and the strata alone: no random(), no thread dependence.
--- Parameters: permutations (K >= 0), seed (integer), null, proximity_ignore p (>= 0), trim.
+-- Parameters: permutations (K >= 0), seed (integer), null_model, proximity_ignore p (>= 0), trim.
 --- rollout_id: rollout
 --- permutation: permutation number k, 1..permutations
 --- position: 1-based position of the column in permutation k's order of its stratum

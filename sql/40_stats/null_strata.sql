@@ -1,13 +1,13 @@
 -- The strata of the label permutations (docs/STATISTICS.md §2): per rollout and scored
 -- column (is_scored_column), the group of columns its labels may be exchanged with.
 -- position_stratum: the scored columns of a rollout are cut into g = max(1, round(n_scored
--- / 12)) consecutive blocks of relative position, block = floor(c g / n_scored); when every
--- analysed sentence of the rollout has a stored text, each block is split in two by
+-- / 12)) (half rounds up) consecutive blocks of relative position, block = floor(c g / n_scored); when every
+-- scored sentence of the rollout has a stored text, each block is split in two by
 -- sentence length (rank by (n_chars, c) within the block: the first floor(n_block / 2)
 -- are the short half), stratum = 2 block + half. Without text, stratum = block.
 -- stratum: the stratum of the chosen null: position_stratum for null 'position', 0 for
 -- null 'uniform' (one stratum: every scored column is exchangeable, the earlier test).
--- Parameters: null ('position' or 'uniform'), proximity_ignore, trim.
+-- Parameters: null_model ('position' or 'uniform'), proximity_ignore, trim.
 --- rollout_id: rollout
 --- c: analysed column index (scored columns only)
 --- idx: original sentence index of column c

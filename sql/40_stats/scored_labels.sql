@@ -5,7 +5,7 @@
 -- position stratum it flags as many scored columns as <tag> does there, chosen by the key
 -- md5('placebo/' || rollout_id || '/' || idx) (the first ones in ascending key order):
 -- same count, same position and length distribution, no other link to the tag.
--- Parameters: tag, all_tags, null, proximity_ignore, trim.
+-- Parameters: tag, all_tags, null_model, proximity_ignore, trim.
 --- tag: target tag (or 'placebo:<tag>')
 --- rollout_id: rollout
 --- c: analysed column index (scored columns only)
