@@ -107,23 +107,45 @@ heads as materialized (
         and scores.n_defined = counts.n_scored
 ),
 
--- the sum over the targets: of the side's scores, or the total minus the side's
+-- the sum over the targets of the residual scores: of the side's, or the total minus the
+-- side's; the raw scores' sum (for delta_va_vert) only for the observed labels, so the
+-- permuted rows never carry the raw list
 target_sums as (
     select
-        heads.*,
+        heads.tag,
+        heads.model,
+        heads.rollout_id,
+        heads.layer,
+        heads.head,
+        heads.n_scored,
+        heads.n_target,
+        heads.residual_sum,
         sides.permutation,
         case when heads.sums_targets then 1 else -1 end
         * list_sum(list_select(heads.residuals_by_column, sides.side_columns))
-        + case when heads.sums_targets then 0 else heads.residual_sum end as residual_target_sum,
-        case
-            when sides.permutation > 0 then null
-            when heads.sums_targets then list_sum(list_select(heads.scores_by_column, sides.side_columns))
-            else heads.score_sum - list_sum(list_select(heads.scores_by_column, sides.side_columns))
-        end as target_sum
+        + case when heads.sums_targets then 0 else heads.residual_sum end as residual_target_sum
     from sides
     inner join heads
         on heads.tag = sides.tag
         and heads.rollout_id = sides.rollout_id
+),
+
+observed_sums as (
+    select
+        heads.tag,
+        heads.model,
+        heads.rollout_id,
+        heads.layer,
+        heads.head,
+        case when heads.sums_targets then 1 else -1 end
+        * list_sum(list_select(heads.scores_by_column, sides.side_columns))
+        + case when heads.sums_targets then 0 else heads.score_sum end as target_sum,
+        heads.score_sum
+    from sides
+    inner join heads
+        on heads.tag = sides.tag
+        and heads.rollout_id = sides.rollout_id
+    where sides.permutation = 0
 )
 
 select
@@ -133,12 +155,19 @@ select
     target_sums.layer,
     target_sums.head,
     target_sums.permutation,
-    group_delta(target_sums.target_sum, target_sums.score_sum, target_sums.n_target, target_sums.n_scored)
+    group_delta(observed_sums.target_sum, observed_sums.score_sum, target_sums.n_target, target_sums.n_scored)
         as delta_va_vert,
     group_delta(
         target_sums.residual_target_sum, target_sums.residual_sum, target_sums.n_target, target_sums.n_scored
     ) as excess_delta_va
-from target_sums;
+from target_sums
+left join observed_sums
+    on target_sums.permutation = 0
+    and observed_sums.tag = target_sums.tag
+    and observed_sums.model = target_sums.model
+    and observed_sums.rollout_id = target_sums.rollout_id
+    and observed_sums.layer = target_sums.layer
+    and observed_sums.head = target_sums.head;
 
 create or replace view delta_va_permutations as
 select * from delta_va_permutations();

@@ -240,33 +240,45 @@ tested as (
         and combined.layer = summaries.layer
         and combined.head = summaries.head
         and combined.permutation = 0
+),
+
+ranked as (
+    select
+        tested.*,
+        count(*) over (
+            partition by tested.tag, tested.model order by tested.p_value
+            range between unbounded preceding and current row
+        ) as p_rank,
+        count(*) over (partition by tested.tag, tested.model) as family_size
+    from tested
 )
 
 select
-    tested.tag,
-    tested.model,
-    tested.layer,
-    tested.head,
-    tested.n_rollouts,
-    tested.mean_delta_va_vert,
-    tested.sd_delta_va_vert,
-    tested.mean_delta_va_vert / nullif(tested.sd_delta_va_vert / sqrt(tested.n_rollouts), 0) as t_statistic,
+    ranked.tag,
+    ranked.model,
+    ranked.layer,
+    ranked.head,
+    ranked.n_rollouts,
+    ranked.mean_delta_va_vert,
+    ranked.sd_delta_va_vert,
+    ranked.mean_delta_va_vert / nullif(ranked.sd_delta_va_vert / sqrt(ranked.n_rollouts), 0) as t_statistic,
     case
-        when tested.mean_delta_va_vert != 0
+        when ranked.mean_delta_va_vert != 0
             then len(list_filter(
-                tested.delta_by_rollout,
-                lambda x: sign(x) = sign(tested.mean_delta_va_vert)
-            )) / tested.n_rollouts::double
+                ranked.delta_by_rollout,
+                lambda x: sign(x) = sign(ranked.mean_delta_va_vert)
+            )) / ranked.n_rollouts::double
     end as share_same_sign,
     permutations::integer as permutations,
-    tested.p_value,
-    tested.p_value_fwer,
-    tested.n_problems,
-    tested.mean_excess_delta_va,
-    bh_q_value(tested.p_value, list(tested.p_value order by tested.p_value) over (
-        partition by tested.tag, tested.model
+    ranked.p_value,
+    ranked.p_value_fwer,
+    ranked.n_problems,
+    ranked.mean_excess_delta_va,
+    least(1, min(bh_step(ranked.p_value, ranked.p_rank, ranked.family_size)) over (
+        partition by ranked.tag, ranked.model order by ranked.p_value desc
+        range between unbounded preceding and current row
     )) as q_value
-from tested;
+from ranked;
 
 create or replace view head_consistency as
 select * from head_consistency();

@@ -99,28 +99,40 @@ tested as (
     from observed
     inner join counts using (tag, rollout_id)
     left join extremes using (tag, model, rollout_id, layer, head)
+),
+
+ranked as (
+    select
+        tested.*,
+        count(*) over (
+            partition by tested.tag, tested.model, tested.rollout_id order by tested.p_value
+            range between unbounded preceding and current row
+        ) as p_rank,
+        count(*) over (partition by tested.tag, tested.model, tested.rollout_id) as family_size
+    from tested
 )
 
 select
-    tested.tag,
-    tested.model,
-    tested.rollout_id,
-    tested.layer,
-    tested.head,
-    tested.delta_va_vert,
-    tested.n_scored,
-    tested.n_target,
+    ranked.tag,
+    ranked.model,
+    ranked.rollout_id,
+    ranked.layer,
+    ranked.head,
+    ranked.delta_va_vert,
+    ranked.n_scored,
+    ranked.n_target,
     permutations::integer as permutations,
-    tested.n_as_extreme,
-    tested.p_value,
-    tested.excess_delta_va,
-    tested.n_labellings,
-    tested.is_exact,
-    tested.n_draws,
-    bh_q_value(tested.p_value, list(tested.p_value order by tested.p_value) over (
-        partition by tested.tag, tested.model, tested.rollout_id
+    ranked.n_as_extreme,
+    ranked.p_value,
+    ranked.excess_delta_va,
+    ranked.n_labellings,
+    ranked.is_exact,
+    ranked.n_draws,
+    least(1, min(bh_step(ranked.p_value, ranked.p_rank, ranked.family_size)) over (
+        partition by ranked.tag, ranked.model, ranked.rollout_id order by ranked.p_value desc
+        range between unbounded preceding and current row
     )) as q_value
-from tested;
+from ranked;
 
 create or replace view head_pvalues as
 select * from head_pvalues();

@@ -84,12 +84,25 @@ score_pvalues as (
     group by observed.model, observed.rollout_id
 ),
 
-score_qvalues as (
+ranked_scores as (
     select
         score_pvalues.*,
-        bh_q_value(score_pvalues.p_value_score, list(score_pvalues.p_value_score order by score_pvalues.p_value_score)
-            over (partition by score_pvalues.model)) as q_value_score
+        count(*) over (
+            partition by score_pvalues.model order by score_pvalues.p_value_score
+            range between unbounded preceding and current row
+        ) as p_rank,
+        count(*) over (partition by score_pvalues.model) as family_size
     from score_pvalues
+),
+
+score_qvalues as (
+    select
+        ranked_scores.*,
+        least(1, min(bh_step(ranked_scores.p_value_score, ranked_scores.p_rank, ranked_scores.family_size)) over (
+            partition by ranked_scores.model order by ranked_scores.p_value_score desc
+            range between unbounded preceding and current row
+        )) as q_value_score
+    from ranked_scores
 ),
 
 ranking as (

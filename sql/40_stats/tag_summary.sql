@@ -106,13 +106,26 @@ ranked_heads as (
     from consistency
 ),
 
-top_qvalues as (
+top_heads as (
     select
         ranked_heads.*,
-        bh_q_value(ranked_heads.p_value_fwer, list(ranked_heads.p_value_fwer order by ranked_heads.p_value_fwer)
-            over (partition by ranked_heads.model)) as q_value_fwer
+        count(*) over (
+            partition by ranked_heads.model order by ranked_heads.p_value_fwer
+            range between unbounded preceding and current row
+        ) as p_rank,
+        count(*) over (partition by ranked_heads.model) as family_size
     from ranked_heads
     where ranked_heads.head_order = 1 and ranked_heads.p_value_fwer is not null
+),
+
+top_qvalues as (
+    select
+        top_heads.*,
+        least(1, min(bh_step(top_heads.p_value_fwer, top_heads.p_rank, top_heads.family_size)) over (
+            partition by top_heads.model order by top_heads.p_value_fwer desc
+            range between unbounded preceding and current row
+        )) as q_value_fwer
+    from top_heads
 ),
 
 top_any as (
