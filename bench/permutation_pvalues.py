@@ -2,7 +2,8 @@
 
 Builds an in-memory DuckDB warehouse with bench/sql_ranking.py's generator (random
 attention, about 12% target sentences), then times, with every stored layer
-(``all_layers := true``):
+(``all_layers := true``), under the default null (``'position'``) and the earlier one
+(``'uniform'``), and prints the ratio of the two measured in the same run:
 
 - ``head_pvalues``: per-head permutation p-values (the acceptance size: 1,000
   permutations x 10 rollouts x 36 layers x 32 heads x 30 sentences, target < 60 s);
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="DuckDB threads (default: all cores)")
     parser.add_argument("--only", help="time only this macro (e.g. head_pvalues)")
+    parser.add_argument("--nulls", default="position,uniform", help="null models to time, comma-separated")
     args = parser.parse_args(argv)
 
     con = duckdb.connect()
@@ -66,19 +68,22 @@ def main(argv: list[str] | None = None) -> None:
         f"x {args.sentences} sentences = {total:,} cells, {n_targets} target sentences, "
         f"in {time.perf_counter() - start:.1f}s"
     )
-    params = f"permutations := {args.permutations}, seed := {args.seed}"
-    queries = {
-        "head_pvalues": f"select * from head_pvalues({params}, all_layers := true)",
-        "selected_head_pvalues": f"select * from selected_head_pvalues({params}, all_layers := true)",
-        "rollout_ranking_pvalues": f"select * from rollout_ranking_pvalues({params})",
-        "head_consistency": f"select * from head_consistency({params}, all_layers := true)",
-    }
     threads = con.execute("select current_setting('threads')").fetchone()[0]
-    for name, query in queries.items():
+    for name in ("head_pvalues", "selected_head_pvalues", "rollout_ranking_pvalues", "head_consistency"):
         if args.only and name != args.only:
             continue
-        seconds, n_rows = timed(con, query)
-        print(f"{name}: {seconds:.2f}s ({n_rows} rows; {args.permutations} permutations, {threads} threads)")
+        layers = "" if name == "rollout_ranking_pvalues" else ", all_layers := true"
+        seconds = {}
+        for null_model in args.nulls.split(","):
+            params = f"permutations := {args.permutations}, seed := {args.seed}, null_model := '{null_model}'"
+            seconds[null_model], n_rows = timed(con, f"select * from {name}({params}{layers})")
+            print(
+                f"{name} [{null_model}]: {seconds[null_model]:.2f}s "
+                f"({n_rows} rows; {args.permutations} permutations, {threads} threads)"
+            )
+        if len(seconds) == 2:
+            first, second = seconds
+            print(f"{name}: {first} / {second} = {seconds[first] / seconds[second]:.2f}")
     con.close()
 
 

@@ -507,9 +507,15 @@ which is the one to read, not the head's own p-value. {_permutations_note(data)}
 
 
 _P_VALUE_NOTE = (
-    "A p-value here is the chance of a ΔVA at least this large if the sentence labels were "
-    "shuffled at random within the rollout: small means the separation is unusual for a random "
-    "set of sentences of the same size; it says nothing about how large the effect is."
+    "Null used: position-matched shuffles (null_model 'position', docs/STATISTICS.md §2). A "
+    "p-value here is the chance of a separation at least this large if the sentence labels were "
+    "shuffled only among sentences at a similar place in the rollout and of similar length (the "
+    "same block of about 12 sentences and length half, after removing each block's trend with "
+    "position): small means the head prefers these sentences beyond what position and length "
+    "explain; it says nothing about how large the effect is. q-values (Benjamini-Hochberg) "
+    "bound the share of false findings among many tests; effect sizes with bootstrap intervals "
+    "are in head_effects. The placebo columns repeat the tag's statistics for as many sentences "
+    "drawn at matched positions: what position alone produces."
 )
 
 
@@ -574,10 +580,12 @@ def heads_page(data: ReportData, specs: dict[str, dict]) -> str:
             (esc(f"L{t['top_layer']} H{t['top_head']}") if t["top_layer"] is not None else "—", "num"),
             _num(t["top_mean_delta_va_vert"], 4), _num(t["top_t_statistic"], 2),
             _num(t["top_p_value_fwer"], 4), _num(t["n_heads_fwer_significant"]),
+            _num(t.get("placebo_share_fwer_significant"), 2), _num(t.get("placebo_top_p_value_fwer"), 4),
         ])
     tag_headers = ["tag", "rollouts", "mean targets", "selections", "mean best |ΔVA|",
                    f"share p ≤ {ALPHA:g}", f"share p (FWER) ≤ {ALPHA:g}", "median p (FWER)", "top head",
-                   "top mean ΔVA", "top t", "top p (FWER)", f"heads p (FWER) ≤ {ALPHA:g}"]
+                   "top mean ΔVA", "top t", "top p (FWER)", f"heads p (FWER) ≤ {ALPHA:g}",
+                   f"placebo share p (FWER) ≤ {ALPHA:g}", "placebo top p (FWER)"]
     tag_layers = (", ".join(map(str, data.layers)) +
                   ("" if p.layers is not None else " (representative)"))
     body = f"""
@@ -594,7 +602,8 @@ rollouts, the question is whether the same head separates {esc(label)} sentences
 <h2>Mean ΔVA of every head across rollouts (all layers)</h2>
 <p class="muted">Each cell is one head: its ΔVA averaged over the rollouts (red: {esc(label)}
 sentences get more attention than the others, blue: less). Outlined cells have a family-wise
-p ≤ {ALPHA:g}: a sign-flip test of the mean, corrected for looking at every head of every layer.
+p ≤ {ALPHA:g}: a test of the mean against each rollout's own position-matched shuffles (rollouts
+of one problem count once together), corrected for looking at every head of every layer.
 A dot marks a head that is significant only without the correction: about {ALPHA:.0%} of the
 heads get one by chance. {esc(found)}</p>
 {_chart_or_note("head_map", specs, "No head has a defined ΔVA in any rollout.")}

@@ -84,6 +84,6 @@ def heads_block(causal: CausalData | None, specs: dict) -> str:
 head's vertical scores and the sentence field <code>{esc(causal.field)}</code> (a black-box
 measurement from chunks_labeled.json); the p-value shuffles the field within each rollout.
 One p-value per head, uncorrected: with many heads, some look strong by chance
-(docs/STATISTICS.md §9).</p>
+(docs/STATISTICS.md §13).</p>
 {chart_div("field_heads")}
 """

@@ -359,4 +359,18 @@ def load_head_statistics(con: duckdb.DuckDBPyConnection, params: ReportParams, m
         "where summary.model = ? order by summary.tag",
         [params.tag, *values, model],
     )
+    # The report tag's placebo (docs/STATISTICS.md §10): as many sentences at matched
+    # positions and lengths; its numbers sit beside the real tag's as placebo_* columns.
+    call, values = macro_call("tag_summary", {**tag_args, "tag": f"placebo:{params.tag}", "all_tags": False,
+                                              "alpha": ALPHA})
+    placebo = frame(
+        con,
+        "select ? as tag, summary.share_fwer_significant as placebo_share_fwer_significant, "
+        f"summary.top_p_value_fwer as placebo_top_p_value_fwer from {call} as summary "
+        "where summary.model = ?",
+        [params.tag, *values, model],
+    )
+    if tags.height:
+        tags = tags.join(placebo, on="tag", how="left") if placebo.height else tags.with_columns(
+            placebo_share_fwer_significant=None, placebo_top_p_value_fwer=None)
     return {"head_map": head_map, "top_heads": top_heads, "receivers": receivers, "tags": tags}

@@ -8,6 +8,7 @@ Only ``10_base`` reads the storage tables; each layer above reads the ones below
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 SQL_DIR = Path(__file__).resolve().parent
@@ -18,13 +19,41 @@ def sql_files() -> list[Path]:
     return sorted(SQL_DIR.glob("[0-9][0-9]_*/*.sql"))
 
 
+def install_order() -> list[Path]:
+    """The object files in an order that creates every object after the ones it reads.
+
+    Folders keep their layer order; inside the tree a file that calls another object's
+    macro (``name(`` outside comments) comes after that object's file, as dbt orders
+    models by ``ref()``, so file names need not sort in dependency order.
+    """
+    files = sql_files()
+    by_name = {path.stem: path for path in files}
+    calls = re.compile(r"\b(" + "|".join(map(re.escape, by_name)) + r")\(")
+    ordered: list[Path] = []
+    visiting: set[Path] = set()
+
+    def place(path: Path) -> None:
+        if path in ordered or path in visiting:
+            return
+        visiting.add(path)
+        code = re.sub(r"--[^\n]*", "", path.read_text(encoding="utf-8"))
+        for name in sorted(set(calls.findall(code)) - {path.stem}):
+            place(by_name[name])
+        visiting.discard(path)
+        ordered.append(path)
+
+    for path in files:
+        place(path)
+    return ordered
+
+
 def install(con) -> None:
     """Create (or replace) every table, view and macro in the connected database.
 
     Tables use ``create table if not exists``, views and macros ``create or replace``,
     so installing again after an upgrade refreshes the logic and keeps the data.
     """
-    for path in sql_files():
+    for path in install_order():
         con.execute(path.read_text(encoding="utf-8"))
 
 

@@ -20,13 +20,17 @@ DEFAULTS: dict[str, object] = {
     "layers": None,  # §7: None = each model's representative layers (early, middle, late)
     "all_layers": False,  # §7: true = every layer of the model (overrides layers)
     "k": 20,  # §8: how many receiver heads
-    # The sentence fields of chunks_labeled.json (docs/STATISTICS.md §9).
+    # The sentence fields of chunks_labeled.json (docs/STATISTICS.md §13).
     "field": None,  # None = the first counterfactual importance field present
     # The statistics (docs/STATISTICS.md).
     "all_tags": False,  # §7: every tag present instead of tag alone
     "permutations": 1000,  # K, label permutations and sign flips behind each p-value
     "seed": 0,  # seed of the permutations: the same seed gives the same p-values
     "alpha": 0.05,  # significance level of the shares in tag_summary
+    "null_model": "position",  # §2: permute within position (and length) strata; 'uniform' = all
+    "exact": True,  # §2: enumerate every labelling when there are no more than permutations
+    "resamples": 1000,  # §8: bootstrap resamples behind an effect's interval
+    "confidence": 0.95,  # §8: coverage of the bootstrap interval
     # Scope of the internal macros behind the kept scores (README, "Kept scores").
     "unscored_only": False,  # true = only the cells of (model, rollout)s without kept scores
     "only_model": None,  # None = every model; a name limits the computation to it
@@ -48,6 +52,8 @@ PER_MACRO: dict[str, tuple[dict[str, object], str]] = {
     "head_consistency": ({"all_layers": True}, _EVERY_HEAD),
     "receiver_head_delta_va": ({"all_layers": True}, _EVERY_HEAD),
     "tag_summary": ({"all_tags": True}, "STATISTICS.md §7: the summary compares every tag"),
+    "head_effects": ({"all_layers": True}, _EVERY_HEAD),
+    "rollout_deltas": ({"all_layers": True}, _EVERY_HEAD),
 }
 
 

@@ -60,7 +60,7 @@ def test_load_sql_rank_attach_roundtrip(tmp_path):
     assert '"rollout_name": "problem_9_va_03"' in result.output and '"grade": "A"' in result.output
     result = runner.invoke(cli.main, ["attach", str(grades), "--name", "attention", "--warehouse", wh])
     assert result.exit_code == 1
-    assert "'attention' is a warehouse table" in result.output
+    assert "'attention' is a warehouse view" in result.output
 
 
 def test_rank_prints_table_csv_and_json_with_list_columns(sample_attention_warehouse):

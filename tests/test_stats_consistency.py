@@ -40,7 +40,10 @@ def test_consistency_matches_reference(warehouse):  # noqa: F811
     rollouts = random_rollouts(rng, 7, 14, 2, 3)
     rollouts[2].mask = [False] * 14  # undefined ΔVA in that rollout: left out of every head
     load(warehouse, rollouts, 2, 3)
-    rows = records(warehouse, f"select * from head_consistency(permutations := 300, seed := {SEED})")
+    rows = records(
+        warehouse,
+        f"select * from head_consistency(permutations := 300, seed := {SEED}, null_model := 'uniform')",
+    )
     expected = sref.consistency(observed_deltas(rollouts), SEED, 300)
     assert len(rows) == len(expected) == 6
     for row in rows:
@@ -54,7 +57,7 @@ def test_consistency_matches_reference(warehouse):  # noqa: F811
 def test_consistency_single_rollout(warehouse):  # noqa: F811
     rng = np.random.default_rng(12)
     load(warehouse, random_rollouts(rng, 1, 14, 1, 2, n_targets=3), 1, 2)
-    rows = records(warehouse, "select * from head_consistency(permutations := 20)")
+    rows = records(warehouse, "select * from head_consistency(permutations := 20, null_model := 'uniform')")
     assert len(rows) == 2
     for row in rows:
         assert row["n_rollouts"] == 1

@@ -78,13 +78,14 @@ def test_pvalues_match_reference(warehouse, control_depth, trim, proximity_ignor
     rollouts[1].mask = [False] * 14  # a rollout without targets: no rows, no error
     load(warehouse, rollouts, 2, 3)
     params = (
-        f"permutations := 150, seed := {SEED}, control_depth := {control_depth}, trim := {trim}, "
+        f"permutations := 150, seed := {SEED}, null_model := 'uniform', "
+        f"control_depth := {control_depth}, trim := {trim}, "
         f"proximity_ignore := {proximity_ignore}, all_layers := true"
     )
     heads = records(warehouse, f"select * from head_pvalues({params})")
     layers = records(warehouse, f"select * from selected_head_pvalues({params})")
     ranking = records(warehouse, f"select * from rollout_ranking_pvalues({params})")
-    stats_rows = records(warehouse, f"select * from head_stats({params.split(', ', 2)[2]})")
+    stats_rows = records(warehouse, f"select * from head_stats({params.split(', ', 3)[3]})")
     expected = {
         r.rollout_id: sref.rollout_tests(
             r.matrices, r.mask, r.rollout_id, SEED, 150, proximity_ignore, control_depth, trim
@@ -141,7 +142,9 @@ def test_pvalues_uniform_under_random_labels(warehouse):  # noqa: F811
     p_values = [
         r["p_value"]
         for r in records(
-            warehouse, "select p_value from head_pvalues(permutations := 199, seed := 11, all_layers := true)"
+            warehouse,
+            "select p_value from head_pvalues(permutations := 199, seed := 11, null_model := 'uniform', "
+            "all_layers := true)",
         )
     ]
     assert len(p_values) >= 150

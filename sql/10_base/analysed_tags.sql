@@ -13,12 +13,14 @@
 --- is_target: the sentence carries the tag (m[r])
 --- n_sentences: n, analysed sentences of the rollout
 --- n_target: sentences carrying the tag among the analysed ones
+--- n_chars: length of the sentence text in characters (NULL when no text is stored)
+--- problem_id: the rollout's problem (rollouts.problem_id; rollouts of one problem are resamples)
 create or replace macro analysed_tags(
     tag := 'verbalized_evaluation_awareness',
     all_tags := false,
     trim := true
 ) as table
-with sentences as (
+with analysed_rows as (
     select
         analysed.rollout_id,
         analysed.idx,
@@ -48,16 +50,22 @@ tagged as (
 flagged as (
     select
         chosen_tags.target_tag,
-        sentences.rollout_id,
-        sentences.idx,
-        sentences.r,
+        analysed.rollout_id,
+        analysed.idx,
+        analysed.r,
         tagged.idx is not null as is_target,
-        sentences.n_sentences
-    from sentences
+        analysed.n_sentences,
+        length(texts.text) as n_chars,
+        rollouts.problem_id
+    from analysed_rows as analysed
     cross join chosen_tags
+    inner join rollouts on rollouts.rollout_id = analysed.rollout_id
+    left join sentences as texts
+        on texts.rollout_id = analysed.rollout_id
+        and texts.idx = analysed.idx
     left join tagged
-        on tagged.rollout_id = sentences.rollout_id
-        and tagged.idx = sentences.idx
+        on tagged.rollout_id = analysed.rollout_id
+        and tagged.idx = analysed.idx
         and tagged.target_tag = chosen_tags.target_tag
 )
 
@@ -70,7 +78,9 @@ select
     flagged.n_sentences,
     (count(*) filter (where flagged.is_target) over (
         partition by flagged.target_tag, flagged.rollout_id
-    ))::integer as n_target
+    ))::integer as n_target,
+    flagged.n_chars::integer as n_chars,
+    flagged.problem_id
 from flagged;
 
 create or replace view analysed_tags as

@@ -1,25 +1,34 @@
--- ΔVA under the observed labels (permutation 0) and under each seeded label permutation
+-- ΔVA under the observed labels (permutation 0) and under each of the null's labellings
 -- (docs/STATISTICS.md §2-3), per (tag, model, rollout, layer, head, permutation).
 -- The vertical scores v_c do not depend on the labels (METRICS.md §5), so only the group
 -- means of §6 change: with S = Σ v_c over the n_scored scored columns and T the sum over
--- the t target columns, ΔVA = T / t - (S - T) / (n_scored - t). Permutation k moves the
--- t targets to the first t columns of column_permutations (same count, same rollout).
+-- the t target columns, ΔVA = T / t - (S - T) / (n_scored - t). Each labelling comes from
+-- label_permutations (same count t, same rollout, same count in every stratum).
+-- excess_delta_va, the statistic of every test, is ΔVA computed on residual scores: under
+-- null 'position', v_c minus its least-squares line on c within the column's stratum
+-- (null_strata; the stratum mean for a one-column stratum), so that neither the strata's
+-- levels nor a trend with position inside a stratum can separate the labels; under null
+-- 'uniform', v_c itself (excess_delta_va = delta_va_vert, the earlier test).
+-- delta_va_vert (the notebook's ΔVA on v_c) is computed for permutation 0 only.
 -- Rows exist only where ΔVA is defined (0 < t < n_scored, v_c defined; dense triangles).
 -- Parameters: tag, all_tags (every tag present; see analysed_tags), permutations (K >= 0),
--- seed, and those of head_stats (proximity_ignore, control_depth, score_type, trim,
--- layers, all_layers), with the same defaults (the notebook's setting).
+-- seed, null_model, exact, and those of head_stats (proximity_ignore, control_depth,
+-- score_type, trim, layers, all_layers), with the same defaults (the notebook's setting).
 --- tag: target tag
 --- model: model name
 --- rollout_id: rollout
 --- layer: layer index
 --- head: query head index
---- permutation: 0 = the observed labels, 1..permutations = permuted labels
---- delta_va_vert: ΔVA under that labelling
+--- permutation: 0 = the observed labels, 1..n_draws = the null's labellings
+--- delta_va_vert: ΔVA under the observed labels (NULL for permutation > 0)
+--- excess_delta_va: ΔVA of that labelling on the residual scores (the test statistic)
 create or replace macro delta_va_permutations(
     tag := 'verbalized_evaluation_awareness',
     all_tags := false,
     permutations := 1000,
     seed := 0,
+    null_model := 'position',
+    exact := true,
     proximity_ignore := 4,
     control_depth := true,
     score_type := 'mean',
@@ -27,144 +36,138 @@ create or replace macro delta_va_permutations(
     layers := null,
     all_layers := false
 ) as table
--- v_c of every analysed column as a list indexed by c + 1 (NULL where undefined), and the
--- sum S and count of the defined ones: one row per (model, rollout, layer, head)
-with scores as materialized (
+-- v_c and the residual score of every analysed column as lists indexed by c + 1 (NULL
+-- where undefined), and their sums and the count of defined ones, per (model, rollout,
+-- layer, head)
+with fitted as (
     select
-        vert.model,
-        vert.rollout_id,
-        vert.layer,
-        vert.head,
-        list(vert.vertical_score order by vert.c) as scores_by_column,
-        sum(vert.vertical_score) as score_sum,
-        count(vert.vertical_score) as n_defined
+        vert.*,
+        case
+            when null_model = 'uniform' then vert.vertical_score
+            else (vert.vertical_score - coalesce(
+                regr_intercept(vert.vertical_score, vert.c) over stratum_window
+                + regr_slope(vert.vertical_score, vert.c) over stratum_window * vert.c,
+                avg(vert.vertical_score) over stratum_window
+            )) * sqrt(vert.n_valid_rows)
+        end as residual_score
     from
         vertical_scores(
-            tag := null,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers
+            tag := null, proximity_ignore := proximity_ignore, control_depth := control_depth,
+            score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
         ) as vert
-    group by vert.model, vert.rollout_id, vert.layer, vert.head
+    left join
+        null_strata(null_model := null_model, proximity_ignore := proximity_ignore, trim := trim) as strata
+        on strata.rollout_id = vert.rollout_id and strata.c = vert.c
+    window stratum_window as (partition by vert.model, vert.rollout_id, vert.layer, vert.head, strata.stratum)
 ),
 
--- scored columns (c <= n - 1 - p) and their labels, per tag
-labels as (
+scores as materialized (
     select
-        tags.tag as target_tag,
-        tags.rollout_id,
-        tags.r as c,
-        tags.is_target,
-        count(*) over tag_rollout as n_scored,
-        count(*) filter (where tags.is_target) over tag_rollout as n_target
-    from analysed_tags(tag := tag, all_tags := all_tags, trim := trim) as tags
-    where tags.r <= tags.n_sentences - 1 - proximity_ignore
-    window tag_rollout as (partition by tags.tag, tags.rollout_id)
+        fitted.model,
+        fitted.rollout_id,
+        fitted.layer,
+        fitted.head,
+        list(fitted.vertical_score order by fitted.c) as scores_by_column,
+        list(fitted.residual_score order by fitted.c) as residuals_by_column,
+        sum(fitted.vertical_score) as score_sum,
+        sum(fitted.residual_score) as residual_sum,
+        count(fitted.vertical_score) as n_defined
+    from fitted
+    group by fitted.model, fitted.rollout_id, fitted.layer, fitted.head
 ),
 
--- the smaller side of the split is summed: the targets when t <= n_scored - t, else
--- the others (their sum is S - T)
-tag_counts as (
-    select distinct
-        labels.target_tag,
-        labels.rollout_id,
-        labels.n_scored,
-        labels.n_target,
-        labels.n_target <= labels.n_scored - labels.n_target as sums_targets
-    from labels
-    where labels.n_target > 0 and labels.n_target < labels.n_scored
-),
-
-observed_sides as (
-    select
-        tag_counts.target_tag,
-        tag_counts.rollout_id,
-        0 as permutation,
-        list(labels.c + 1 order by labels.c) filter (
-            where labels.is_target = tag_counts.sums_targets
-        ) as side_columns
-    from tag_counts
-    inner join labels
-        on labels.target_tag = tag_counts.target_tag
-        and labels.rollout_id = tag_counts.rollout_id
-    group by tag_counts.target_tag, tag_counts.rollout_id
-),
-
-orders as (
+counts as (
     select *
-    from column_permutations(
-        permutations := permutations,
-        seed := seed,
-        proximity_ignore := proximity_ignore,
-        trim := trim
-    )
-),
-
-permuted_sides as (
-    select
-        tag_counts.target_tag,
-        tag_counts.rollout_id,
-        orders.permutation,
-        list(orders.c + 1 order by orders.c) filter (
-            where (orders.position <= tag_counts.n_target) = tag_counts.sums_targets
-        ) as side_columns
-    from tag_counts
-    inner join orders on orders.rollout_id = tag_counts.rollout_id
-    group by tag_counts.target_tag, tag_counts.rollout_id, orders.permutation
+    from
+        labelling_counts(
+            tag := tag, all_tags := all_tags, permutations := permutations, null_model := null_model,
+            exact := exact, proximity_ignore := proximity_ignore, trim := trim
+        )
 ),
 
 sides as (
-    select
-        all_sides.*,
-        tag_counts.n_scored,
-        tag_counts.n_target,
-        tag_counts.sums_targets
-    from (
-        select * from observed_sides
-        union all
-        select * from permuted_sides
-    ) as all_sides
-    inner join tag_counts
-        on tag_counts.target_tag = all_sides.target_tag
-        and tag_counts.rollout_id = all_sides.rollout_id
+    select *
+    from
+        label_permutations(
+            tag := tag, all_tags := all_tags, permutations := permutations, seed := seed,
+            null_model := null_model, exact := exact, proximity_ignore := proximity_ignore, trim := trim
+        )
 ),
 
+heads as materialized (
+    select
+        counts.tag,
+        counts.n_scored,
+        counts.n_target,
+        counts.sums_targets,
+        scores.*
+    from counts
+    inner join scores
+        on scores.rollout_id = counts.rollout_id
+        and scores.n_defined = counts.n_scored
+),
+
+-- the sum over the targets of the residual scores: of the side's, or the total minus the
+-- side's; the raw scores' sum (for delta_va_vert) only for the observed labels, so the
+-- permuted rows never carry the raw list
 target_sums as (
     select
-        sides.target_tag,
-        scores.model,
-        scores.rollout_id,
-        scores.layer,
-        scores.head,
+        heads.tag,
+        heads.model,
+        heads.rollout_id,
+        heads.layer,
+        heads.head,
+        heads.n_scored,
+        heads.n_target,
+        heads.residual_sum,
         sides.permutation,
-        sides.n_scored,
-        sides.n_target,
-        scores.score_sum,
-        case
-            when sides.sums_targets
-                then list_sum(list_select(scores.scores_by_column, sides.side_columns))
-            else scores.score_sum - list_sum(list_select(scores.scores_by_column, sides.side_columns))
-        end as target_sum
+        case when heads.sums_targets then 1 else -1 end
+        * list_sum(list_select(heads.residuals_by_column, sides.side_columns))
+        + case when heads.sums_targets then 0 else heads.residual_sum end as residual_target_sum
     from sides
-    inner join scores
-        on scores.rollout_id = sides.rollout_id
-        and scores.n_defined = sides.n_scored
+    inner join heads
+        on heads.tag = sides.tag
+        and heads.rollout_id = sides.rollout_id
+),
+
+observed_sums as (
+    select
+        heads.tag,
+        heads.model,
+        heads.rollout_id,
+        heads.layer,
+        heads.head,
+        case when heads.sums_targets then 1 else -1 end
+        * list_sum(list_select(heads.scores_by_column, sides.side_columns))
+        + case when heads.sums_targets then 0 else heads.score_sum end as target_sum,
+        heads.score_sum
+    from sides
+    inner join heads
+        on heads.tag = sides.tag
+        and heads.rollout_id = sides.rollout_id
+    where sides.permutation = 0
 )
 
 select
-    target_sums.target_tag as tag,
+    target_sums.tag,
     target_sums.model,
     target_sums.rollout_id,
     target_sums.layer,
     target_sums.head,
     target_sums.permutation,
-    target_sums.target_sum / target_sums.n_target
-    - (target_sums.score_sum - target_sums.target_sum)
-    / (target_sums.n_scored - target_sums.n_target) as delta_va_vert
-from target_sums;
+    group_delta(observed_sums.target_sum, observed_sums.score_sum, target_sums.n_target, target_sums.n_scored)
+        as delta_va_vert,
+    group_delta(
+        target_sums.residual_target_sum, target_sums.residual_sum, target_sums.n_target, target_sums.n_scored
+    ) as excess_delta_va
+from target_sums
+left join observed_sums
+    on target_sums.permutation = 0
+    and observed_sums.tag = target_sums.tag
+    and observed_sums.model = target_sums.model
+    and observed_sums.rollout_id = target_sums.rollout_id
+    and observed_sums.layer = target_sums.layer
+    and observed_sums.head = target_sums.head;
 
 create or replace view delta_va_permutations as
 select * from delta_va_permutations();

@@ -1,4 +1,4 @@
--- Does attention track a sentence field? (docs/STATISTICS.md §9) Spearman correlation
+-- Does attention track a sentence field? (docs/STATISTICS.md §13) Spearman correlation
 -- between a numeric sentence field (numeric_fields: by default the first counterfactual
 -- importance field present) and (a) the receiver score (receiver_scores, k heads, the
 -- paper's setting), (b) each head's vertical score v_c (vertical_scores, the other

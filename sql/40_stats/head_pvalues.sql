@@ -1,12 +1,14 @@
 -- Permutation p-value of ΔVA per (tag, model, rollout, layer, head) (docs/STATISTICS.md §3):
--- two-sided, p = (1 + #{k >= 1 : |ΔVA_k| >= |ΔVA_0| - 1e-12}) / (1 + K), where ΔVA_0 is
--- the observed ΔVA (METRICS.md §6) and ΔVA_k its value under permutation k of the
--- target labels among the scored columns (delta_va_permutations). The 1e-12 slack makes
--- permutations that tie with the observed value (float noise) count as extreme.
+-- two-sided, on the excess of ΔVA over its null mean (delta_va_permutations):
+-- p = permutation_p_value(#{k >= 1 : |excess_k| >= |excess_0| - 1e-12}, n_draws, is_exact),
+-- where k runs over the null's labellings (labelling_counts: sampled, or every labelling
+-- when exact). Default null 'position': labels exchanged only within strata of relative
+-- position and sentence length; 'uniform': among all scored columns (the earlier test).
 -- Only heads with a defined ΔVA have a row. Uncorrected for the choice among heads: for
--- the notebook's best head use best_head_pvalues.
--- Parameters: as delta_va_permutations (tag, all_tags, permutations, seed, proximity_ignore,
--- control_depth, score_type, trim, layers, all_layers).
+-- the notebook's best head use selected_head_pvalues; q_value controls the false discovery
+-- rate over the heads of the rollout (Benjamini-Hochberg, §9).
+-- Parameters: as delta_va_permutations (tag, all_tags, permutations, seed, null_model,
+-- exact, proximity_ignore, control_depth, score_type, trim, layers, all_layers).
 --- tag: target tag
 --- model: model name
 --- rollout_id: rollout
@@ -15,14 +17,21 @@
 --- delta_va_vert: observed ΔVA (as head_stats)
 --- n_scored: scored columns (defined v_c) of the rollout
 --- n_target: target columns among the scored ones
---- permutations: K, the number of permutations drawn
---- n_as_extreme: permutations with |ΔVA_k| >= |ΔVA_0| (within 1e-12)
---- p_value: (1 + n_as_extreme) / (1 + K), two-sided
+--- permutations: K, the number of permutations asked for
+--- n_as_extreme: labellings k >= 1 with |excess_k| >= |excess_0| (within 1e-12)
+--- p_value: permutation_p_value(n_as_extreme, n_draws, is_exact), two-sided
+--- excess_delta_va: observed ΔVA minus its mean under the null (0 shift for 'uniform')
+--- n_labellings: distinct labellings under the null (Π_s C(n_s, t_s))
+--- is_exact: every labelling was enumerated (p exact, at least 1 / n_labellings)
+--- n_draws: labellings the p-value counts over (n_labellings when exact, else K)
+--- q_value: Benjamini-Hochberg q-value over the heads of this tag, model and rollout
 create or replace macro head_pvalues(
     tag := 'verbalized_evaluation_awareness',
     all_tags := false,
     permutations := 1000,
     seed := 0,
+    null_model := 'position',
+    exact := true,
     proximity_ignore := 4,
     control_depth := true,
     score_type := 'mean',
@@ -34,16 +43,19 @@ with deltas as materialized (
     select *
     from
         delta_va_permutations(
-            tag := tag,
-            all_tags := all_tags,
-            permutations := permutations,
-            seed := seed,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers
+            tag := tag, all_tags := all_tags, permutations := permutations, seed := seed,
+            null_model := null_model, exact := exact, proximity_ignore := proximity_ignore,
+            control_depth := control_depth, score_type := score_type, trim := trim,
+            layers := layers, all_layers := all_layers
+        )
+),
+
+counts as (
+    select *
+    from
+        labelling_counts(
+            tag := tag, all_tags := all_tags, permutations := permutations, null_model := null_model,
+            exact := exact, proximity_ignore := proximity_ignore, trim := trim
         )
 ),
 
@@ -55,11 +67,11 @@ observed as (
 
 extremes as (
     select
-        deltas.tag,
-        deltas.model,
-        deltas.rollout_id,
-        deltas.layer,
-        deltas.head,
+        observed.tag,
+        observed.model,
+        observed.rollout_id,
+        observed.layer,
+        observed.head,
         count(*) as n_as_extreme
     from deltas
     inner join observed
@@ -70,43 +82,57 @@ extremes as (
         and observed.head = deltas.head
     where
         deltas.permutation > 0
-        and abs(deltas.delta_va_vert) >= abs(observed.delta_va_vert) - 1e-12
-    group by deltas.tag, deltas.model, deltas.rollout_id, deltas.layer, deltas.head
+        and is_as_extreme(abs(deltas.excess_delta_va), abs(observed.excess_delta_va))
+    group by all
 ),
 
-counts as (
+tested as (
     select
-        labels.tag,
-        labels.rollout_id,
-        count(*) as n_scored,
-        count(*) filter (where labels.is_target) as n_target
-    from analysed_tags(tag := tag, all_tags := all_tags, trim := trim) as labels
-    where labels.r <= labels.n_sentences - 1 - proximity_ignore
-    group by labels.tag, labels.rollout_id
+        observed.*,
+        counts.n_scored,
+        counts.n_target,
+        counts.n_labellings,
+        counts.is_exact,
+        counts.n_draws,
+        coalesce(extremes.n_as_extreme, 0) as n_as_extreme,
+        permutation_p_value(coalesce(extremes.n_as_extreme, 0), counts.n_draws, counts.is_exact) as p_value
+    from observed
+    inner join counts using (tag, rollout_id)
+    left join extremes using (tag, model, rollout_id, layer, head)
+),
+
+ranked as (
+    select
+        tested.*,
+        count(*) over (
+            partition by tested.tag, tested.model, tested.rollout_id order by tested.p_value
+            range between unbounded preceding and current row
+        ) as p_rank,
+        count(*) over (partition by tested.tag, tested.model, tested.rollout_id) as family_size
+    from tested
 )
 
 select
-    observed.tag,
-    observed.model,
-    observed.rollout_id,
-    observed.layer,
-    observed.head,
-    observed.delta_va_vert,
-    counts.n_scored,
-    counts.n_target,
+    ranked.tag,
+    ranked.model,
+    ranked.rollout_id,
+    ranked.layer,
+    ranked.head,
+    ranked.delta_va_vert,
+    ranked.n_scored,
+    ranked.n_target,
     permutations::integer as permutations,
-    coalesce(extremes.n_as_extreme, 0) as n_as_extreme,
-    (1 + coalesce(extremes.n_as_extreme, 0)) / (1 + permutations)::double as p_value
-from observed
-inner join counts
-    on counts.tag = observed.tag
-    and counts.rollout_id = observed.rollout_id
-left join extremes
-    on extremes.tag = observed.tag
-    and extremes.model = observed.model
-    and extremes.rollout_id = observed.rollout_id
-    and extremes.layer = observed.layer
-    and extremes.head = observed.head;
+    ranked.n_as_extreme,
+    ranked.p_value,
+    ranked.excess_delta_va,
+    ranked.n_labellings,
+    ranked.is_exact,
+    ranked.n_draws,
+    least(1, min(bh_step(ranked.p_value, ranked.p_rank, ranked.family_size)) over (
+        partition by ranked.tag, ranked.model, ranked.rollout_id order by ranked.p_value desc
+        range between unbounded preceding and current row
+    )) as q_value
+from ranked;
 
 create or replace view head_pvalues as
 select * from head_pvalues();

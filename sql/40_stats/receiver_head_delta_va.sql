@@ -5,7 +5,7 @@
 -- Answers: do the heads that receive the most focused attention also prefer target
 -- sentences? p_value_fwer is the max-T p-value over every head of the chosen layers
 -- (default: all), so it stays valid however the k heads were picked.
--- Parameters: k (default 20); tag, all_tags, permutations, seed; proximity_ignore,
+-- Parameters: k (default 20); tag, all_tags, permutations, seed, null_model; proximity_ignore,
 -- control_depth, score_type, trim, layers, all_layers: the ΔVA setting (as head_consistency).
 --- tag: target tag
 --- model: model name
@@ -19,8 +19,8 @@
 --- sd_delta_va_vert: sample standard deviation of ΔVA (n - 1)
 --- t_statistic: mean / (sd / sqrt(n))
 --- share_same_sign: share of rollouts whose ΔVA has the sign of the mean
---- permutations: K, the number of sign-flip permutations drawn
---- p_value: two-sided sign-flip p-value of the mean ΔVA of this head
+--- permutations: K, the number of permutations (or sign flips) drawn
+--- p_value: two-sided permutation p-value of the mean ΔVA of this head (head_consistency)
 --- p_value_fwer: family-wise (max-T over every head of the chosen layers) p-value
 create or replace macro receiver_head_delta_va(
     k := 20,
@@ -28,6 +28,7 @@ create or replace macro receiver_head_delta_va(
     all_tags := false,
     permutations := 1000,
     seed := 0,
+    null_model := 'position',
     proximity_ignore := 4,
     control_depth := true,
     score_type := 'mean',
@@ -44,16 +45,9 @@ consistency as (
     select *
     from
         head_consistency(
-            tag := tag,
-            all_tags := all_tags,
-            permutations := permutations,
-            seed := seed,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers
+            tag := tag, all_tags := all_tags, permutations := permutations, seed := seed,
+            null_model := null_model, proximity_ignore := proximity_ignore, control_depth := control_depth,
+            score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
         )
 )
 

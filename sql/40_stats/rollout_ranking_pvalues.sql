@@ -1,11 +1,12 @@
 -- The rollout ranking (rollout_ranking, METRICS.md §7) with permutation p-values
 -- (docs/STATISTICS.md §4-5): per layer, the family-wise p-value of the layer's best head
--- (as selected_head_pvalues), and for the rollout, the p-value of its distinctiveness
--- score S = Σ_layers max_h |ΔVA(h)| against the permutation distribution of S (the same
--- permutation k relabels every layer and head of the rollout):
--- p_value_score = (1 + #{k >= 1 : S_k >= S_0 - 1e-12}) / (1 + K).
+-- (selected_head_pvalues), and for the rollout, the p-value of S = Σ_layers max_h
+-- |excess ΔVA(h)| (layer_maxima; for null 'uniform' the distinctiveness score) against its
+-- null distribution (the same labelling k relabels every layer and head of the rollout):
+-- p_value_score = permutation_p_value(#{k >= 1 : S_k >= S_0 - 1e-12}, n_draws, is_exact);
+-- q_value_score: Benjamini-Hochberg over the ranked rollouts of the model (§9).
 -- One tag (the ranking's); rollouts without a defined ΔVA keep NULL p-values.
--- Parameters: tag, permutations, seed, and those of rollout_ranking (same defaults:
+-- Parameters: tag, permutations, seed, null_model, exact, and those of rollout_ranking (same defaults:
 -- the notebook's setting, representative layers).
 --- model: model name
 --- rank: 1 = most distinctive (as rollout_ranking)
@@ -23,11 +24,15 @@
 --- delta_va_vert_by_layer: ΔVA of each layer's best head (aligned with layers)
 --- lift_in_va_by_layer: lift_in_va of each layer's best head (aligned with layers)
 --- p_value_fwer_by_layer: family-wise p-value of each layer's best head (aligned with layers)
---- permutations: K, the number of permutations drawn
+--- permutations: K, the number of permutations asked for
+--- n_labellings: distinct labellings of the rollout under the null
+--- q_value_score: Benjamini-Hochberg q-value of p_value_score over the model's rollouts
 create or replace macro rollout_ranking_pvalues(
     tag := 'verbalized_evaluation_awareness',
     permutations := 1000,
     seed := 0,
+    null_model := 'position',
+    exact := true,
     proximity_ignore := 4,
     control_depth := true,
     score_type := 'mean',
@@ -35,70 +40,42 @@ create or replace macro rollout_ranking_pvalues(
     layers := null,
     all_layers := false
 ) as table
-with deltas as (
+with scores as materialized (
+    select
+        maxima.model,
+        maxima.rollout_id,
+        maxima.permutation,
+        sum(maxima.max_abs_excess) as score
+    from
+        layer_maxima(
+            tag := tag, permutations := permutations, seed := seed, null_model := null_model,
+            exact := exact, proximity_ignore := proximity_ignore, control_depth := control_depth,
+            score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
+        ) as maxima
+    group by maxima.model, maxima.rollout_id, maxima.permutation
+),
+
+counts as (
     select *
     from
-        delta_va_permutations(
-            tag := tag,
-            permutations := permutations,
-            seed := seed,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers
+        labelling_counts(
+            tag := tag, permutations := permutations, null_model := null_model, exact := exact,
+            proximity_ignore := proximity_ignore, trim := trim
         )
-),
-
--- max over heads of |ΔVA| per layer and labelling (permutation 0 = observed)
-layer_maxima as materialized (
-    select
-        deltas.model,
-        deltas.rollout_id,
-        deltas.layer,
-        deltas.permutation,
-        max(abs(deltas.delta_va_vert)) as max_abs_delta
-    from deltas
-    group by deltas.model, deltas.rollout_id, deltas.layer, deltas.permutation
-),
-
-layer_pvalues as (
-    select
-        observed.model,
-        observed.rollout_id,
-        observed.layer,
-        (1 + count(permuted.permutation) filter (
-            where permuted.max_abs_delta >= observed.max_abs_delta - 1e-12
-        )) / (1 + permutations)::double as p_value_fwer
-    from layer_maxima as observed
-    left join layer_maxima as permuted
-        on permuted.model = observed.model
-        and permuted.rollout_id = observed.rollout_id
-        and permuted.layer = observed.layer
-        and permuted.permutation > 0
-    where observed.permutation = 0
-    group by observed.model, observed.rollout_id, observed.layer
-),
-
-scores as materialized (
-    select
-        layer_maxima.model,
-        layer_maxima.rollout_id,
-        layer_maxima.permutation,
-        sum(layer_maxima.max_abs_delta) as score
-    from layer_maxima
-    group by layer_maxima.model, layer_maxima.rollout_id, layer_maxima.permutation
 ),
 
 score_pvalues as (
     select
         observed.model,
         observed.rollout_id,
-        (1 + count(permuted.permutation) filter (
-            where permuted.score >= observed.score - 1e-12
-        )) / (1 + permutations)::double as p_value_score
+        any_value(counts.n_labellings) as n_labellings,
+        permutation_p_value(
+            count(permuted.permutation) filter (where is_as_extreme(permuted.score, observed.score)),
+            any_value(counts.n_draws),
+            any_value(counts.is_exact)
+        ) as p_value_score
     from scores as observed
+    inner join counts on counts.rollout_id = observed.rollout_id
     left join scores as permuted
         on permuted.model = observed.model
         and permuted.rollout_id = observed.rollout_id
@@ -107,17 +84,43 @@ score_pvalues as (
     group by observed.model, observed.rollout_id
 ),
 
+ranked_scores as (
+    select
+        score_pvalues.*,
+        count(*) over (
+            partition by score_pvalues.model order by score_pvalues.p_value_score
+            range between unbounded preceding and current row
+        ) as p_rank,
+        count(*) over (partition by score_pvalues.model) as family_size
+    from score_pvalues
+),
+
+score_qvalues as (
+    select
+        ranked_scores.*,
+        least(1, min(bh_step(ranked_scores.p_value_score, ranked_scores.p_rank, ranked_scores.family_size)) over (
+            partition by ranked_scores.model order by ranked_scores.p_value_score desc
+            range between unbounded preceding and current row
+        )) as q_value_score
+    from ranked_scores
+),
+
 ranking as (
     select *
     from
         rollout_ranking(
-            tag := tag,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers
+            tag := tag, proximity_ignore := proximity_ignore, control_depth := control_depth,
+            score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
+        )
+),
+
+selected as (
+    select *
+    from
+        selected_head_pvalues(
+            tag := tag, permutations := permutations, seed := seed, null_model := null_model,
+            exact := exact, proximity_ignore := proximity_ignore, control_depth := control_depth,
+            score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
         )
 ),
 
@@ -125,13 +128,13 @@ aligned as (
     select
         ranking.model,
         ranking.rollout_id,
-        list(layer_pvalues.p_value_fwer order by scored.position) as p_value_fwer_by_layer
+        list(selected.p_value_fwer order by scored.position) as p_value_fwer_by_layer
     from ranking
     cross join unnest(ranking.layers) with ordinality as scored(layer, position)
-    left join layer_pvalues
-        on layer_pvalues.model = ranking.model
-        and layer_pvalues.rollout_id = ranking.rollout_id
-        and layer_pvalues.layer = scored.layer
+    left join selected
+        on selected.model = ranking.model
+        and selected.rollout_id = ranking.rollout_id
+        and selected.layer = scored.layer
     group by ranking.model, ranking.rollout_id
 )
 
@@ -141,7 +144,7 @@ select
     ranking.rollout_id,
     ranking.rollout_name,
     ranking.distinctiveness_score,
-    score_pvalues.p_value_score,
+    score_qvalues.p_value_score,
     ranking.n_sentences,
     ranking.n_va,
     ranking.va_rate,
@@ -152,11 +155,13 @@ select
     ranking.delta_va_vert_by_layer,
     ranking.lift_in_va_by_layer,
     aligned.p_value_fwer_by_layer,
-    permutations::integer as permutations
+    permutations::integer as permutations,
+    score_qvalues.n_labellings,
+    score_qvalues.q_value_score
 from ranking
-left join score_pvalues
-    on score_pvalues.model = ranking.model
-    and score_pvalues.rollout_id = ranking.rollout_id
+left join score_qvalues
+    on score_qvalues.model = ranking.model
+    and score_qvalues.rollout_id = ranking.rollout_id
 left join aligned
     on aligned.model = ranking.model
     and aligned.rollout_id = ranking.rollout_id

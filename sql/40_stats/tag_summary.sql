@@ -6,8 +6,11 @@
 -- parameter. A tag with no defined ΔVA in any rollout has no row.
 -- Default layers: the representative ones (as the notebook's ranking); pass all_layers
 -- := true to search every layer (slower: K permutations x every head).
--- Parameters: tag, all_tags, permutations, seed, alpha (significance level of the counts),
--- proximity_ignore, control_depth, score_type, trim, layers, all_layers.
+-- A tag 'placebo:<tag>' is that tag's placebo (scored_labels): the same statistics for as
+-- many sentences at matched positions, the baseline beside the real tag (§10).
+-- top_q_value_fwer: Benjamini-Hochberg over the tags of the model of top_p_value_fwer (§9).
+-- Parameters: tag, all_tags, permutations, seed, null_model, alpha (significance level of
+-- the counts), proximity_ignore, control_depth, score_type, trim, layers, all_layers.
 --- tag: target tag
 --- model: model name
 --- n_rollouts: rollouts where the tag's ΔVA is defined (0 < targets < scored columns)
@@ -26,11 +29,13 @@
 --- top_p_value_fwer: its family-wise sign-flip p-value (max-T over all heads scored)
 --- n_heads_fwer_significant: heads with p_value_fwer <= alpha
 --- permutations: K, permutations drawn (label permutations and sign flips alike)
+--- top_q_value_fwer: Benjamini-Hochberg q-value of top_p_value_fwer over the model's tags
 create or replace macro tag_summary(
     tag := 'verbalized_evaluation_awareness',
     all_tags := true,
     permutations := 1000,
     seed := 0,
+    null_model := 'position',
     alpha := 0.05,
     proximity_ignore := 4,
     control_depth := true,
@@ -43,16 +48,9 @@ with selections as (
     select *
     from
         selected_head_pvalues(
-            tag := tag,
-            all_tags := all_tags,
-            permutations := permutations,
-            seed := seed,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers
+            tag := tag, all_tags := all_tags, permutations := permutations, seed := seed,
+            null_model := null_model, proximity_ignore := proximity_ignore, control_depth := control_depth,
+            score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
         )
 ),
 
@@ -60,28 +58,10 @@ consistency as (
     select *
     from
         head_consistency(
-            tag := tag,
-            all_tags := all_tags,
-            permutations := permutations,
-            seed := seed,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers
+            tag := tag, all_tags := all_tags, permutations := permutations, seed := seed,
+            null_model := null_model, proximity_ignore := proximity_ignore, control_depth := control_depth,
+            score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
         )
-),
-
-targets as (
-    select
-        labels.tag,
-        labels.rollout_id,
-        count(*) filter (where labels.is_target) as n_target,
-        count(*) as n_scored
-    from analysed_tags(tag := tag, all_tags := all_tags, trim := trim) as labels
-    where labels.r <= labels.n_sentences - 1 - proximity_ignore
-    group by labels.tag, labels.rollout_id
 ),
 
 per_rollout as (
@@ -98,13 +78,15 @@ per_rollout as (
     group by selections.tag, selections.model
 ),
 
+-- targets per rollout, as counted once by labelling_counts (through selected_head_pvalues)
 target_counts as (
     select
-        targets.tag,
-        avg(targets.n_target) as mean_n_target
-    from targets
-    where targets.n_target > 0 and targets.n_target < targets.n_scored
-    group by targets.tag
+        rollout_targets.tag,
+        rollout_targets.model,
+        avg(rollout_targets.n_target) as mean_n_target
+    from (select distinct selections.tag, selections.model, selections.rollout_id, selections.n_target from selections)
+        as rollout_targets
+    group by rollout_targets.tag, rollout_targets.model
 ),
 
 ranked_heads as (
@@ -125,6 +107,28 @@ ranked_heads as (
 ),
 
 top_heads as (
+    select
+        ranked_heads.*,
+        count(*) over (
+            partition by ranked_heads.model order by ranked_heads.p_value_fwer
+            range between unbounded preceding and current row
+        ) as p_rank,
+        count(*) over (partition by ranked_heads.model) as family_size
+    from ranked_heads
+    where ranked_heads.head_order = 1 and ranked_heads.p_value_fwer is not null
+),
+
+top_qvalues as (
+    select
+        top_heads.*,
+        least(1, min(bh_step(top_heads.p_value_fwer, top_heads.p_rank, top_heads.family_size)) over (
+            partition by top_heads.model order by top_heads.p_value_fwer desc
+            range between unbounded preceding and current row
+        )) as q_value_fwer
+    from top_heads
+),
+
+top_any as (
     select ranked_heads.*
     from ranked_heads
     where ranked_heads.head_order = 1
@@ -140,20 +144,26 @@ select
     per_rollout.share_uncorrected_significant,
     per_rollout.share_fwer_significant,
     per_rollout.median_p_value_fwer,
-    top_heads.layer as top_layer,
-    top_heads.head as top_head,
-    top_heads.mean_delta_va_vert as top_mean_delta_va_vert,
-    top_heads.t_statistic as top_t_statistic,
-    top_heads.share_same_sign as top_share_same_sign,
-    top_heads.p_value as top_p_value,
-    top_heads.p_value_fwer as top_p_value_fwer,
-    top_heads.n_heads_fwer_significant,
-    permutations::integer as permutations
+    top_any.layer as top_layer,
+    top_any.head as top_head,
+    top_any.mean_delta_va_vert as top_mean_delta_va_vert,
+    top_any.t_statistic as top_t_statistic,
+    top_any.share_same_sign as top_share_same_sign,
+    top_any.p_value as top_p_value,
+    top_any.p_value_fwer as top_p_value_fwer,
+    top_any.n_heads_fwer_significant,
+    permutations::integer as permutations,
+    top_qvalues.q_value_fwer as top_q_value_fwer
 from per_rollout
-left join target_counts on target_counts.tag = per_rollout.tag
-left join top_heads
-    on top_heads.tag = per_rollout.tag
-    and top_heads.model = per_rollout.model
+left join target_counts
+    on target_counts.tag = per_rollout.tag
+    and target_counts.model = per_rollout.model
+left join top_any
+    on top_any.tag = per_rollout.tag
+    and top_any.model = per_rollout.model
+left join top_qvalues
+    on top_qvalues.tag = per_rollout.tag
+    and top_qvalues.model = per_rollout.model
 order by per_rollout.model, per_rollout.tag;
 
 create or replace view tag_summary as

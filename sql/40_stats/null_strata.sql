@@ -1,0 +1,93 @@
+-- The strata of the label permutations (docs/STATISTICS.md §2): per rollout and scored
+-- column (is_scored_column), the group of columns its labels may be exchanged with.
+-- position_stratum: the scored columns of a rollout are cut into g = max(1, round(n_scored
+-- / 12)) (half rounds up) consecutive blocks of relative position, block = floor(c g / n_scored); when every
+-- scored sentence of the rollout has a stored text, each block is split in two by
+-- sentence length (rank by (n_chars, c) within the block: the first floor(n_block / 2)
+-- are the short half), stratum = 2 block + half. Without text, stratum = block.
+-- stratum: the stratum of the chosen null: position_stratum for null 'position', 0 for
+-- null 'uniform' (one stratum: every scored column is exchangeable, the earlier test).
+-- Parameters: null_model ('position' or 'uniform'), proximity_ignore, trim.
+--- rollout_id: rollout
+--- c: analysed column index (scored columns only)
+--- idx: original sentence index of column c
+--- n_scored: number of scored columns of the rollout
+--- position_stratum: position-and-length stratum (whatever the null)
+--- stratum: stratum of the chosen null (0 for 'uniform')
+--- n_stratum: scored columns in that stratum
+--- problem_id: the rollout's problem (rollouts.problem_id)
+create or replace macro null_strata(
+    null_model := 'position',
+    proximity_ignore := 4,
+    trim := true
+) as table
+with scored as (
+    select
+        sentences.rollout_id,
+        sentences.r as c,
+        sentences.idx,
+        sentences.n_chars,
+        sentences.problem_id,
+        count(*) over (partition by sentences.rollout_id) as n_scored,
+        count(sentences.n_chars) over (partition by sentences.rollout_id) as n_with_text
+    from analysed_tags(tag := null, trim := trim) as sentences
+    where is_scored_column(sentences.r, sentences.n_sentences, proximity_ignore)
+),
+
+blocks as (
+    select
+        scored.*,
+        floor(
+            scored.c * greatest(1, round(scored.n_scored / 12)) / scored.n_scored
+        )::integer as block
+    from scored
+),
+
+halves as (
+    select
+        blocks.*,
+        case
+            when blocks.n_with_text < blocks.n_scored then 0
+            when row_number() over block_window * 2 <= count(*) over block_window then 0
+            else 1
+        end as half,
+        blocks.n_with_text = blocks.n_scored as has_text
+    from blocks
+    window block_window as (
+        partition by blocks.rollout_id, blocks.block order by blocks.n_chars, blocks.c
+        rows between unbounded preceding and unbounded following
+    )
+),
+
+strata as (
+    select
+        halves.*,
+        case when halves.has_text then 2 * halves.block + halves.half else halves.block end
+            as position_stratum
+    from halves
+),
+
+chosen as (
+    select
+        strata.*,
+        case
+            when null_model = 'position' then strata.position_stratum
+            when null_model = 'uniform' then 0
+            else error('null_model must be ''position'' or ''uniform'' (docs/STATISTICS.md §2)')
+        end as stratum
+    from strata
+)
+
+select
+    chosen.rollout_id,
+    chosen.c,
+    chosen.idx,
+    chosen.n_scored::integer as n_scored,
+    chosen.position_stratum::integer as position_stratum,
+    chosen.stratum::integer as stratum,
+    (count(*) over (partition by chosen.rollout_id, chosen.stratum))::integer as n_stratum,
+    chosen.problem_id
+from chosen;
+
+create or replace view null_strata as
+select * from null_strata();
