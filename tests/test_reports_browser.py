@@ -191,8 +191,8 @@ def test_pages_render_offline_and_untrusted_text_stays_text(tmp_path, browser):
     state = browser.load(page)
     browser.screenshot(tmp_path / "rollout.png")
     assert browser.problems() == []
-    assert state["failed"] == 0 and state["rendered"] == state["charts"] == 6  # 3 layers x 2
-    assert state["drawn"] == 6
+    assert state["failed"] == 0 and state["rendered"] == state["charts"] == 12  # (3 layers + 3 receivers) x 2
+    assert state["drawn"] == 12
     assert state["pwned"] is None and state["images"] == 0
     for text in HOSTILE:  # the sentence table shows the text literally
         assert text.replace("\u2028", "").replace("\u2029", "")[:30] in state["text"].replace(
@@ -203,6 +203,7 @@ def test_pages_render_offline_and_untrusted_text_stays_text(tmp_path, browser):
     # hostile sentence as text (vega-tooltip escapes it) and still nothing runs.
     point = browser.evaluate("""(() => {
         const marks = document.querySelectorAll('[id^="vert_"] svg .mark-symbol path');
+        marks[1].scrollIntoView({block: "center"});  // below the receiver-head charts
         const r = marks[1].getBoundingClientRect();   // sentence 2: a target, hostile text
         return [r.x + r.width / 2, r.y + r.height / 2];
     })()""")
