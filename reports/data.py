@@ -24,6 +24,7 @@ DEFAULT_TAG = "verbalized_evaluation_awareness"
 ALPHA = 0.05  # significance level marked on the statistics page (docs/STATISTICS.md)
 RECEIVER_K = 20  # receiver heads shown (receiver_heads' and receiver_head_delta_va's default k)
 TOP_CONSISTENT = 10  # rows of the "most consistent heads" table
+ALL_HEADS = 2147483647  # k of receiver_heads that ranks every head
 RECEIVERS_PER_ROLLOUT = 3  # tag-free views on each rollout page: its top receiver heads
 # The paper's receiver-head setting (METRICS.md §8; receiver_head_kurtosis' defaults).
 RECEIVER_SETTING = {"proximity_ignore": 4, "control_depth": False, "score_type": "mean", "trim": False}
@@ -344,53 +345,51 @@ def _head_details(con: duckdb.DuckDBPyConnection, heads: str, args: dict) -> dic
 
 
 def load_head_statistics(con: duckdb.DuckDBPyConnection, params: ReportParams, model: str) -> dict:
-    """The statistics page's frames: head_consistency over every layer, receiver heads, tags.
+    """The statistics page's frames: every head's mean ΔVA, receiver heads, tags.
 
-    ``head_consistency`` (every stored layer) is computed once into a temporary table: the
-    layer x head map and the most consistent heads read it. Receiver heads: the map shows
-    every ranked head of ``receiver_heads``; the table is ``receiver_head_delta_va``
-    (``RECEIVER_K`` heads) as the macro gives it.
+    One ``receiver_head_delta_va`` call with ``k`` = every ranked head gives each head's
+    mean kurtosis with its ``head_consistency`` row over every stored layer: the layer x head
+    map, the most consistent heads and the receiver table (its first ``RECEIVER_K`` ranks,
+    exactly ``receiver_head_delta_va(k := RECEIVER_K)``) all read it, so the sign-flip
+    permutations run once per build. A head whose kurtosis is undefined in every rollout
+    (constant vertical scores) is not ranked, so it is not on the map either. The receiver
+    map reads ``receiver_heads`` (no permutations), so it is drawn even when no head has a
+    ΔVA (a tag on no sentence).
     """
     args = params.stats_args()
     consistency = {k: v for k, v in args.items() if k != "layers"}  # every layer: all_layers
-    call, values = macro_call("head_consistency", {**consistency, "all_layers": True})
+    call, values = macro_call("receiver_head_delta_va", {"k": ALL_HEADS, **consistency,
+                                                        "all_layers": True})
     con.execute(
         "create or replace temp table report_head_consistency as "
-        "select consistency.layer, consistency.head, consistency.n_rollouts, "
-        "consistency.mean_delta_va_vert, consistency.sd_delta_va_vert, consistency.t_statistic, "
-        "consistency.share_same_sign, consistency.permutations, consistency.p_value, "
-        "consistency.p_value_fwer, "
-        "coalesce(consistency.p_value <= ?, false) as significant, "
-        "coalesce(consistency.p_value_fwer <= ?, false) as significant_fwer "
-        f"from {call} as consistency where consistency.model = ?",
+        "select heads.* exclude (model, tag), "
+        "coalesce(heads.p_value <= ?, false) as significant, "
+        "coalesce(heads.p_value_fwer <= ?, false) as significant_fwer "
+        f"from {call} as heads where heads.model = ?",
         [ALPHA, ALPHA, *values, model],
     )
-    head_map = frame(con, "select * from report_head_consistency order by layer, head")
+    head_map = frame(con, "select layer, head, n_rollouts, mean_delta_va_vert, sd_delta_va_vert, "
+                          "t_statistic, share_same_sign, permutations, p_value, p_value_fwer, "
+                          "significant, significant_fwer from report_head_consistency order by layer, head")
     top_heads = frame(
         con,
         "select * from report_head_consistency where p_value_fwer is not null "
         "order by p_value_fwer, abs(t_statistic) desc nulls last, layer, head limit ?",
         [TOP_CONSISTENT],
     )
-    con.execute("drop table if exists report_head_consistency")
-
-    call, values = macro_call("receiver_head_delta_va", {"k": RECEIVER_K, **consistency})
-    receiver_table = frame(con, f"select receivers.* exclude (model, tag) from {call} as receivers "
-                                "where receivers.model = ? order by receivers.rank", [*values, model])
-    # Every ranked head (k: all of them) for the map; the top RECEIVER_K carry their ΔVA row.
-    _temp_table(con, "report_receiver_table", receiver_table.select(
-        "rank", "mean_delta_va_vert", "t_statistic", "p_value_fwer"))
+    receiver_table = frame(con, "select * exclude (significant, significant_fwer) "
+                                "from report_head_consistency where rank <= ? order by rank", [RECEIVER_K])
     receivers = frame(
         con,
         "select ranked.rank, ranked.layer, ranked.head, ranked.mean_kurtosis, "
         "ranked.n_rollouts as n_rollouts_kurtosis, ranked.rank <= ? as is_receiver, "
-        "table_rows.mean_delta_va_vert, table_rows.t_statistic, table_rows.p_value_fwer "
-        "from receiver_heads(k := 2147483647) as ranked "
-        "left join report_receiver_table as table_rows on table_rows.rank = ranked.rank "
+        "heads.mean_delta_va_vert, heads.t_statistic, heads.p_value_fwer "
+        "from receiver_heads(k := ?) as ranked "
+        "left join report_head_consistency as heads on heads.rank = ranked.rank and ranked.rank <= ? "
         "where ranked.model = ? order by ranked.rank",
-        [RECEIVER_K, model],
+        [RECEIVER_K, ALL_HEADS, RECEIVER_K, model],
     )
-    con.execute("drop table if exists report_receiver_table")
+    con.execute("drop table if exists report_head_consistency")
 
     # Every tag, on the report's layers (representative by default: every layer would
     # repeat the label permutations for every tag and every head).
