@@ -75,6 +75,29 @@ def page_weights(out: Path) -> tuple[int, int]:
     return html_max, with_images
 
 
+def render_seconds(page: Path) -> tuple[float, int]:
+    """Open a page in headless Chromium (offline) until every chart is drawn: seconds, charts."""
+    import shutil
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from test_reports_browser import DevTools  # the browser test's DevTools-pipe client
+
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    with tempfile.TemporaryDirectory() as profile:
+        browser = DevTools(binary, Path(profile))
+        try:
+            browser.open_page()
+            browser.load(page)  # warm: the shared assets are now in the cache, as for a reader
+            start = time.perf_counter()
+            state = browser.load(page)
+            seconds = time.perf_counter() - start
+            if state["failed"] or browser.problems():
+                raise RuntimeError(f"{page}: {state['failed']} charts failed; {browser.problems()}")
+            return seconds, state["rendered"]
+        finally:
+            browser.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rollouts", default="5,20,100", help="comma-separated report sizes")
@@ -85,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--permutations", type=int, default=1000)
     parser.add_argument("--png", action="store_true", help="also write the PNG files (cli default)")
     parser.add_argument("--quick", action="store_true", help="100 permutations")
+    parser.add_argument("--render", action="store_true",
+                        help="time the largest rollout page in headless Chromium")
     parser.add_argument("--keep", type=Path, help="build the warehouse and reports here and keep them")
     args = parser.parse_args(argv)
     sizes = sorted(int(x) for x in args.rollouts.split(","))
@@ -120,6 +145,11 @@ def main(argv: list[str] | None = None) -> None:
                   f"largest rollout page {html_kb:.0f} KB HTML, {image_kb:.0f} KB with its images",
                   flush=True)
             print(f"  ratio one-rollout change / full build: {one / full:.2f}", flush=True)
+            if args.render:
+                page = max(out.glob("*/index.html"), key=lambda p: p.stat().st_size)
+                seconds, drawn = render_seconds(page)
+                print(f"  Chromium: {page.parent.name}/index.html drawn in {seconds:.2f} s "
+                      f"({drawn} Vega charts, the heatmaps as PNG)", flush=True)
         if len(rows) >= 2:
             (n0, f0, o0), (n1, f1, o1) = rows[0], rows[-1]
             per_full, per_one = (f1 - f0) / (n1 - n0), (o1 - o0) / (n1 - n0)

@@ -148,11 +148,12 @@ def vertical_scores_chart(
     other_label = f"non-{target_label}"
     first, last = scores["idx"].min(), scores["idx"].max()
     domain = [first, last] if first is not None else alt.Undefined
-    columns = ["idx", "vertical_score", "is_target"] + ([] if texts else ["text"])
-    chart = alt.Chart(inline(scores.select(columns)))
-    if texts:
-        chart = chart.transform_lookup(
+    if texts:  # numbers only: one compact CSV string (is_target as 0/1), the text looked up
+        numbers = scores.select("idx", "vertical_score", pl.col("is_target").cast(pl.Int8))
+        chart = alt.Chart(inline_csv(numbers)).transform_lookup(
             lookup="idx", from_=alt.LookupData(data=alt.NamedData(name=texts), key="idx", fields=["text"]))
+    else:
+        chart = alt.Chart(inline(scores.select("idx", "vertical_score", "is_target", "text")))
     base = (
         chart
         .transform_filter("isValid(datum.vertical_score)")
