@@ -393,6 +393,7 @@ def report(tag, proximity_ignore, no_control_depth, score_type, no_trim, layers,
         click.echo(f"report skipped ({result.reason})")
     else:
         click.echo(f"report built ({result.reason}): {result.n_rollouts} rollouts of {result.model}, "
+                   f"{len(result.rebuilt)} rollout pages built, the others kept; "
                    f"{result.n_files} files in {result.seconds:.1f} s")
     click.echo(str(result.index_path))
 
