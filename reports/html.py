@@ -31,8 +31,8 @@ EMBED_OPTIONS = {"actions": {"export": True, "source": False, "compiled": False,
 
 # Renders every chart of the page, then records the outcome on <body> for anyone
 # (a person, a test, a monitoring script) who wants to know the page is complete.
-# Datasets shared by the page's charts (the sentence texts) are written once in the
-# "report-datasets" block and handed to every spec as named datasets. Heatmaps drawn as
+# A table marked data-dataset (a rollout page's sentences) is also a dataset of the page's
+# charts, handed to every spec by name: the sentence texts are written once. Heatmaps drawn as
 # PNG (large ones) get hover detail from the sentence table and a click-to-zoom view.
 INIT_SCRIPT = """
 (function () {
@@ -41,7 +41,12 @@ INIT_SCRIPT = """
     return node ? JSON.parse(node.textContent) : {};
   }
   const specs = json("report-specs");
-  const shared = json("report-datasets");
+  const shared = {};
+  document.querySelectorAll("table[data-dataset]").forEach(function (table) {
+    shared[table.dataset.dataset] = Array.from(table.querySelectorAll("tbody tr")).map(function (tr) {
+      return {idx: Number(tr.id.slice(1)), text: tr.querySelector("td.text").textContent};
+    });
+  });
   const embedOptions = json("report-embed-options");
   const jobs = Object.keys(specs).map(function (id) {
     const options = Object.assign({}, embedOptions, {renderer: specs[id].renderer});
@@ -166,19 +171,15 @@ CSP = "; ".join([
 ])
 
 
-def page(title: str, body: str, charts: dict[str, tuple[dict, str]], *, root: str = "",
-         datasets: dict[str, list] | None = None) -> str:
+def page(title: str, body: str, charts: dict[str, tuple[dict, str]], *, root: str = "") -> str:
     """A complete HTML document.
 
     ``body`` is trusted markup built with :func:`esc`; ``charts`` maps a chart div id
     (which the body must contain) to (Vega-Lite spec dict, renderer 'svg' or 'canvas');
-    ``datasets`` are named datasets shared by those specs (written once); ``root`` is the
-    path from the page to the report's top directory ('' or '../').
+    ``root`` is the path from the page to the report's top directory ('' or '../').
     """
     specs = {cid: {"spec": spec, "renderer": renderer} for cid, (spec, renderer) in charts.items()}
     assets = f"{root}{ASSETS_DIR}"
-    shared = (f'<script type="application/json" id="report-datasets">{script_json(datasets)}</script>\n'
-              if datasets else "")
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -193,7 +194,7 @@ def page(title: str, body: str, charts: dict[str, tuple[dict, str]], *, root: st
 <body>
 {body}
 <script type="application/json" id="report-specs">{script_json(specs)}</script>
-{shared}<script type="application/json" id="report-embed-options">{script_json(EMBED_OPTIONS)}</script>
+<script type="application/json" id="report-embed-options">{script_json(EMBED_OPTIONS)}</script>
 <script src="{assets}/report.js"></script>
 </body>
 </html>
@@ -205,8 +206,9 @@ def chart_div(chart_id: str) -> str:
 
 
 def table(headers: list[str], rows: list[list[tuple[str, str]]], row_classes: list[str] | None = None,
-          row_ids: list[str] | None = None) -> str:
-    """An HTML table; each cell is (already escaped markup, css class)."""
+          row_ids: list[str] | None = None, dataset: str | None = None) -> str:
+    """An HTML table; each cell is (already escaped markup, css class). ``dataset``: the
+    charts may read the table as a named dataset (rows ``s<idx>`` with a ``text`` cell)."""
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = []
     for k, row in enumerate(rows):
@@ -215,4 +217,5 @@ def table(headers: list[str], rows: list[list[tuple[str, str]]], row_classes: li
         cells = "".join(f'<td class="{esc(c)}">{markup}</td>' if c else f"<td>{markup}</td>"
                         for markup, c in row)
         body.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    marked = f' data-dataset="{esc(dataset)}"' if dataset else ""
+    return f"<table{marked}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"

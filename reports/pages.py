@@ -328,12 +328,13 @@ def figure(name: str, chart: dict) -> str:
 
 
 def rollout_page(data: ReportData, rollout: dict, sentences: pl.DataFrame, sections: list,
-                 shared: dict[str, list]) -> str:
+                 texts: str) -> str:
     """One rollout: its receiver heads (tag-free), then per layer the best head's heatmap and
     vertical scores for the tag (when present), then its sentences. Reads nothing about the
     other rollouts, so the page is kept as long as this rollout is unchanged.
 
-    ``sections``: (heading, note, {name: chart}) tuples (see :func:`figure`).
+    ``sections``: (heading, note, {name: chart}) tuples (see :func:`figure`); the sentence
+    table is also the charts' dataset ``texts`` (each sentence's text written once).
     """
     rid = rollout["rollout_id"]
     blocks, page_charts = [], {}
@@ -377,7 +378,7 @@ sentences. Axes use the original sentence index.</p>
 <h2>Sentences</h2>
 <p class="muted">r is the analysed index (empty: trimmed); ★ marks target sentences;
 <a href="meta.json">meta.json</a></p>
-{table(["idx", "r", "target", "tags", "text"], rows, classes, row_ids=[
-    f"s{s}" for s in sentences["idx"].to_list()])}
+{table(["idx", "r", "target", "tags", "text"], rows, classes, dataset=texts,
+       row_ids=[f"s{s}" for s in sentences["idx"].to_list()])}
 """
-    return page(f"{rid}: attention report", body, page_charts, root="../", datasets=shared)
+    return page(f"{rid}: attention report", body, page_charts, root="../")

@@ -23,7 +23,7 @@ from reports.raster import VEGA_MAX_SENTENCES, heatmap_png
 SUMMARY_COLUMNS = ["rollout_id", "n_sentences", "n_va", "va_rate", "distinctiveness_score", "layers",
                    "heads", "delta_va_vert_by_layer", "lift_in_va_by_layer"]
 PNG_SCALE = 2
-SHARED_TEXTS = "sentences"  # the rollout page's dataset of sentence texts, shared by its charts
+SHARED_TEXTS = "sentences"  # the rollout page's sentence table, read by its charts as a dataset
 
 
 def write_png(spec: dict, path: Path, datasets: dict | None = None) -> None:
@@ -126,7 +126,7 @@ def write_rollout(data: ReportData, rollout: dict, folder: Path, *, png: bool) -
         "heads": [None if x is None else int(x) for x in best["head"]],
     }
     write_atomic(folder / "meta.json", json.dumps(meta, indent=2))
-    shared = {SHARED_TEXTS: sentences.select("idx", "text").to_dicts()}
+    shared = {SHARED_TEXTS: sentences.select("idx", "text").to_dicts()}  # for the PNG renderer
     sections = [receiver_section(data, rid, sentences, folder)]
     sections += target_sections(data, rollout, best, sentences, folder)
     files = 1 + sum(1 for _, _, charts_ in sections for c in charts_.values() if "png" in c)
@@ -136,7 +136,8 @@ def write_rollout(data: ReportData, rollout: dict, folder: Path, *, png: bool) -
                 if "spec" in chart:
                     write_png(chart["spec"], folder / f"{name}.png", shared)
                     files += 1
-    write_atomic(folder / "index.html", pages.rollout_page(data, rollout, sentences, sections, shared))
+    write_atomic(folder / "index.html", pages.rollout_page(data, rollout, sentences, sections,
+                                                           SHARED_TEXTS))
     return files + 1
 
 

@@ -158,8 +158,8 @@ def test_untrusted_text_is_escaped(built):
     body = text.split("<body>")[1]
     assert "<img" not in body and "window.__pwned = 'script'</script>" not in body
     blocks = re.findall(r'<script type="application/json" id="[^"]*">(.*?)</script>', body, re.S)
-    assert len(blocks) == 3 and not any("\u2028" in b or "\u2029" in b for b in blocks)
-    assert text.count("<script") == 5  # bundle and init (shared files), three JSON blocks
+    assert len(blocks) == 2 and not any("\u2028" in b or "\u2029" in b for b in blocks)
+    assert text.count("<script") == 4  # bundle and init (shared files), two JSON blocks
     assert "&lt;b&gt;id&lt;/b&gt;" in text and "<b>id</b>" not in text
     index = result.index_path.read_text()
     assert "<b>id</b>" not in index and "&lt;b&gt;id&lt;/b&gt;" in index
