@@ -37,7 +37,7 @@ import altair as alt
 import polars as pl
 import vl_convert
 
-from reports.data import ReportError, ReportParams, load_report_data, warehouse_digest
+from reports.data import PVALUE_COLUMNS, ReportError, ReportParams, load_report_data, warehouse_digest
 from reports.files import link_or_copy_tree, safe_dir_names, write_atomic
 from reports.pages import now
 from reports.publish import STATE_FILE, check_out_dir, report_lock, staging
@@ -133,6 +133,7 @@ def build_report(
         try:
             with staging(out_dir) as tmp:
                 n_files = write_report(data, tmp, plan, out_dir, png=png, step=step)
+                plan.record(data.ranking)
                 state.update(built_at=now(), model=data.model, n_rollouts=data.ranking.height,
                              reason=reason, rollouts=plan.entries)
                 write_atomic(tmp / STATE_FILE, json.dumps(state, indent=1, default=str))
@@ -190,7 +191,8 @@ class RolloutPlan:
 
     A rollout's key hashes its version (rollout_versions: content hash, attention
     fingerprint, write times), the parameters, the code digest and its directory name; a
-    page whose key is unchanged and whose directory is still there is kept as it is.
+    page whose key is unchanged and whose directory is still there is kept as it is, and so
+    are the rollout's permutation p-values (kept in the state file with the key).
     """
 
     def __init__(self, state: dict, previous: dict[str, dict], out_dir: Path):
@@ -199,10 +201,11 @@ class RolloutPlan:
         self.names: dict[str, str] = {}
         self.entries: dict[str, dict] = {}
 
-    def choose(self, ranking: pl.DataFrame) -> list[str]:
-        """Given the ranking (with version columns), the rollouts whose pages are built."""
+    def choose(self, ranking: pl.DataFrame) -> tuple[list[str], dict[str, dict]]:
+        """Given the ranking (with version columns): the rollouts whose pages are built, and
+        the kept p-values of the others."""
         self.names = safe_dir_names(ranking["rollout_id"].to_list())
-        build = []
+        build, kept = [], {}
         for row in ranking.iter_rows(named=True):
             rid = row["rollout_id"]
             version = [str(row[c]) for c in ("content_hash", "loaded_at", "fingerprint", "ingested_at")]
@@ -210,9 +213,17 @@ class RolloutPlan:
                                  ).hexdigest()
             self.entries[rid] = {"dir": self.names[rid], "key": key}
             old = self.previous.get(rid, {})
-            if old.get("key") != key or not (self.out_dir / self.names[rid] / "index.html").is_file():
+            if (old.get("key") != key or "pvalues" not in old
+                    or not (self.out_dir / self.names[rid] / "index.html").is_file()):
                 build.append(rid)
-        return build
+            else:
+                kept[rid] = old["pvalues"]
+        return build, kept
+
+    def record(self, ranking: pl.DataFrame) -> None:
+        """Keep each rollout's p-values with its key (the next build reuses them)."""
+        for row in ranking.select("rollout_id", *PVALUE_COLUMNS).iter_rows(named=True):
+            self.entries[row.pop("rollout_id")]["pvalues"] = row
 
 
 # --- writing -------------------------------------------------------------------------------

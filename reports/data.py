@@ -82,7 +82,7 @@ class ReportData:
     model: str
     model_info: dict  # the model_grids row
     layers: list[int]  # the layers scored (explicit, or the representative ones)
-    ranking: pl.DataFrame  # rollout_ranking_pvalues rows of the chosen rollouts, with their versions
+    ranking: pl.DataFrame  # rollout_ranking rows of the chosen rollouts, their versions, p-values
     best: pl.DataFrame  # best_heads rows of the chosen rollouts, plus rank
     tag_counts: pl.DataFrame  # tag_counts rows of the model: tag, n_sentences, n_rollouts
     detail_ids: list[str] = field(default_factory=list)  # rollouts whose pages are built
@@ -121,6 +121,7 @@ def frame(con: duckdb.DuckDBPyConnection, query: str, params: list | None = None
 
 
 VERSION_COLUMNS = ["content_hash", "loaded_at", "fingerprint", "ingested_at"]
+PVALUE_COLUMNS = ["p_value_score", "p_value_fwer_by_layer", "permutations"]  # kept per rollout
 
 
 def warehouse_digest(con: duckdb.DuckDBPyConnection) -> str:
@@ -156,13 +157,15 @@ def choose_model(con: duckdb.DuckDBPyConnection, model: str | None) -> str:
     return model
 
 
-def load_report_data(con: duckdb.DuckDBPyConnection, params: ReportParams,
-                     choose_details: Callable[[pl.DataFrame], list[str]] | None = None) -> ReportData:
+def load_report_data(
+    con: duckdb.DuckDBPyConnection, params: ReportParams,
+    choose_details: Callable[[pl.DataFrame], tuple[list[str], dict[str, dict]]] | None = None,
+) -> ReportData:
     """Run every report query on one connection and return the frames.
 
     ``choose_details`` gets the ranking (with each rollout's version columns) and returns
-    the rollouts whose pages are built, so detail frames are loaded for those only;
-    ``None``: every chosen rollout.
+    the rollouts whose pages are built, so detail frames and p-values are loaded for those
+    only, and the kept ``PVALUE_COLUMNS`` of every other rollout; ``None``: build all.
     """
     model = choose_model(con, params.model)
     args = params.metric_args()
@@ -176,8 +179,8 @@ def load_report_data(con: duckdb.DuckDBPyConnection, params: ReportParams,
     tag_counts = frame(con, "select tag, n_sentences, n_rollouts from tag_counts where model = ? "
                             "order by tag", [model])
 
-    # rollout_ranking plus p_value_score and p_value_fwer_by_layer (aligned with layers).
-    call, values = macro_call("rollout_ranking_pvalues", params.stats_args())
+    # rollout_ranking of the chosen rollouts, with each one's version (rollout_versions).
+    call, values = macro_call("rollout_ranking", args)
     # va_rate_original: the notebook's summary.csv rate, over the counts before trim.
     ranking_query = (
         "select ranking.*, ranking.n_va_original / greatest(1, ranking.n_sentences_original)::double "
@@ -197,12 +200,23 @@ def load_report_data(con: duckdb.DuckDBPyConnection, params: ReportParams,
                               f"--rollouts '{params.rollouts}'")
         raise ReportError(f"no rollout has attention of model '{model}' in layers {layers}")
 
-    # The chosen rollouts, and each one's best head per layer, as temporary tables the
-    # detail queries join with (a read-only connection may create temporary objects).
-    detail_ids = choose_details(ranking) if choose_details else ranking["rollout_id"].to_list()
+    # The rollouts whose pages are built, as temporary tables the detail queries join with
+    # (a read-only connection may create temporary objects).
+    detail_ids, kept = choose_details(ranking) if choose_details else (ranking["rollout_id"].to_list(), {})
     _temp_table(con, "report_rollouts", ranking.select("rollout_id", "rank"))
     _temp_table(con, "report_detail", pl.DataFrame({"rollout_id": detail_ids},
                                                    schema={"rollout_id": pl.String}))
+    # Permutation p-values (rollout_ranking_pvalues) of those rollouts; the others' are kept
+    # from the previous build (they depend on the rollout and the parameters only).
+    call, values = macro_call("rollout_ranking_pvalues", params.stats_args())
+    pvalues = frame(con, "select p.rollout_id, " + ", ".join(f"p.{c}" for c in PVALUE_COLUMNS) +
+                         f" from {call} as p semi join report_detail using (rollout_id) "
+                         "where p.model = ?", [*values, model])
+    if kept:
+        pvalues = pl.concat([pvalues, pl.DataFrame([{"rollout_id": rid, **row} for rid, row in kept.items()],
+                                                   schema=pvalues.schema)])
+    ranking = ranking.join(pvalues, on="rollout_id", how="left", maintain_order="left")
+
     call, values = macro_call("best_heads", args)
     con.execute(
         f"create or replace temp table report_best as select best.*, chosen.rank from {call} as best "

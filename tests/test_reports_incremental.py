@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from test_reports_build import listing, make_warehouse, sample_rollouts
+from test_reports_build import listing, make_warehouse, sample_rollouts, table_rows
 
 from reports.build import build_report
+from reports.data import frame
 
 
 def inodes(directory: Path) -> dict[str, int]:
@@ -35,8 +37,15 @@ def test_one_rollout_change_rebuilds_only_its_files(tmp_path):
         assert after[name] == before[name]
     changed = [n for n in after if n.startswith("problem_9_va_01/") and after[n] != before.get(n)]
     assert "problem_9_va_01/index.html" in changed and any(n.endswith(".png") for n in changed)
-    # the index and heads page are rewritten from the kept and the new results
+    # the index and heads page are rewritten from the kept and the new results: the kept
+    # p-values of unchanged rollouts and the new ones equal the SQL's for every rollout
     assert after_inodes["index.html"] != before_inodes["index.html"]
+    with warehouse.connect(read_only=True) as con:
+        expected = frame(con, "select rollout_id, p_value_score from rollout_ranking_pvalues("
+                              "permutations := 10) order by rank")
+    rows = [row for row in table_rows((out / "index.html").read_text()) if len(row) == 12]
+    assert [re.sub(r"<[^>]+>", "", row[1]) for row in rows] == expected["rollout_id"].to_list()
+    assert [row[3] for row in rows] == [f"{p:.4f}" for p in expected["p_value_score"]]
 
     # parameters, or --force: every page again
     assert len(build_report(warehouse, out, png=False, permutations=10).rebuilt) == 3
