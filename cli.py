@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from sql.defaults import DEFAULTS
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_WAREHOUSE = "warehouse"
 DEMO_ROOT = HERE / "examples" / "va_sample"
@@ -45,9 +47,24 @@ def keep_going_option(f):
 
 
 def max_sentence_chars_option(f):
+    from ingest.rollouts import DEFAULT_MAX_SENTENCE_CHARS
+
     return click.option(
-        "--max-sentence-chars", type=int, default=100_000, show_default=True,
+        "--max-sentence-chars", type=int, default=DEFAULT_MAX_SENTENCE_CHARS, show_default=True,
         help="A longer sentence makes its rollout fail (it is a pasted document, not a sentence).",
+    )(f)
+
+
+def pattern_option(f):
+    return click.option(
+        "--pattern", default=None, help="Glob on rollout directory names, e.g. 'problem_9_va_*'.",
+    )(f)
+
+
+def report_out_option(f):
+    return click.option(
+        "--out", default="reports/out", show_default=True, type=click.Path(file_okay=False),
+        help="Report directory; replaced as a whole on each build.",
     )(f)
 
 
@@ -58,24 +75,66 @@ def format_option(f):
     )(f)
 
 
+def renamed_option(old: str, new: str, why: str):
+    """A hidden ``old`` spelling that fails with one line naming ``new``.
+
+    For flags whose old spelling means something else in other commands: accepting it
+    silently would let the same word mean two things.
+    """
+    def fail(ctx, _param, value):
+        if value is not None:
+            raise click.ClickException(f"{ctx.info_name}: {old} is now {new} ({why})")
+
+    return click.option(old, hidden=True, expose_value=False, is_eager=True, callback=fail)
+
+
+def _default(name: str) -> str:
+    return f"[default: {DEFAULTS[name]}]"
+
+
 def metric_options(f):
-    """The parameters of the metric macros (sql/), spelled the same in every command."""
+    """The parameters of the metric macros (sql/), spelled the same in every command.
+
+    Unset options take the macros' own defaults (sql/defaults.py); the command receives
+    them as one ``metric`` dict of the named arguments given, plus ``model_filter``.
+    """
     options = [
-        click.option("--tag", default=None, help="Target tag [default: verbalized_evaluation_awareness]."),
+        click.option("--tag", default=None, help=f"Target tag {_default('tag')}."),
         click.option("--proximity-ignore", type=int, default=None,
-                     help="Ignore cells within this many sentences of the diagonal [default: 4]."),
-        click.option("--no-control-depth", is_flag=True,
-                     help="Use raw values instead of per-row ranks for vertical scores."),
+                     help="Ignore cells within this many sentences of the diagonal "
+                          f"{_default('proximity_ignore')}."),
+        click.option("--control-depth/--no-control-depth", default=None,
+                     help="Per-row ranks (or raw values) for vertical scores "
+                          f"[default: {'ranks' if DEFAULTS['control_depth'] else 'raw values'}]."),
         click.option("--score-type", type=click.Choice(["mean", "median"]), default=None,
-                     help="Aggregate of a column's valid cells [default: mean]."),
-        click.option("--no-trim", is_flag=True, help="Keep the first and last sentence."),
+                     help=f"Aggregate of a column's valid cells {_default('score_type')}."),
+        click.option("--trim/--no-trim", default=None,
+                     help="Drop (or keep) the first and last sentence "
+                          f"[default: {'drop' if DEFAULTS['trim'] else 'keep'}]."),
         click.option("--layers", default=None,
                      help="Comma-separated layers [default: representative early/mid/late]."),
         click.option("--model", "model_filter", default=None, help="Only this model's rows."),
     ]
+
+    @functools.wraps(f)
+    def wrapper(*args, tag, proximity_ignore, control_depth, score_type, trim, layers, **kwargs):
+        metric = {"tag": tag, "proximity_ignore": proximity_ignore, "control_depth": control_depth,
+                  "score_type": score_type, "trim": trim, "layers": _layer_list(layers)}
+        return f(*args, metric={k: v for k, v in metric.items() if v is not None}, **kwargs)
+
     for option in reversed(options):
-        f = option(f)
-    return f
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def _layer_list(layers: str | None) -> list[int] | None:
+    if not layers:
+        return None
+    try:
+        return [int(x) for x in layers.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"'{layers}' is not a comma-separated list of integers",
+                                 param_hint="--layers") from None
 
 
 def debug_option(f):
@@ -110,22 +169,6 @@ def _library_errors() -> tuple[type[Exception], ...]:
         loaded = sys.modules.get(module)
         errors += [getattr(loaded, n) for n in names if loaded and hasattr(loaded, n)]
     return tuple(errors)
-
-
-def metric_params(tag, proximity_ignore, no_control_depth, score_type, no_trim, layers,
-                  model_filter) -> dict:
-    params = {"tag": tag, "proximity_ignore": proximity_ignore, "score_type": score_type}
-    if no_control_depth:
-        params["control_depth"] = False
-    if no_trim:
-        params["trim"] = False
-    if layers:
-        try:
-            params["layers"] = [int(x) for x in layers.split(",") if x.strip()]
-        except ValueError:
-            raise click.BadParameter(f"'{layers}' is not a comma-separated list of integers",
-                                     param_hint="--layers") from None
-    return {k: v for k, v in params.items() if v is not None}
 
 
 def print_frame(frame, fmt: str) -> None:
@@ -171,7 +214,7 @@ def main():
 
 @main.command()
 @click.argument("roots", nargs=-1, required=True, type=click.Path())
-@click.option("--pattern", default=None, help="Glob on rollout directory names, e.g. 'problem_9_va_*'.")
+@pattern_option
 @keep_going_option
 @max_sentence_chars_option
 @warehouse_option
@@ -200,11 +243,13 @@ def load(roots, pattern, keep_going, max_sentence_chars, warehouse_dir, lock_wai
 
 @main.command()
 @click.argument("roots", nargs=-1, required=True, type=click.Path())
-@click.option("--pattern", default=None, help="Glob on rollout directory names, e.g. 'problem_9_va_*'.")
-@click.option("--model", default="Qwen/Qwen3-4B-Thinking-2507", show_default=True,
+@pattern_option
+@click.option("--checkpoint", default="Qwen/Qwen3-4B-Thinking-2507", show_default=True,
               help="Hugging Face Hub id or local checkpoint directory.")
+@renamed_option("--model", "--checkpoint", "--model selects stored rows in rank and report")
 @click.option("--model-name", default=None,
-              help="Name stored in the warehouse [default: the Hub id or the directory's name].")
+              help="Name stored in the warehouse, which --model selects in rank and report "
+                   "[default: the Hub id or the directory's name].")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
 @click.option("--text-source", type=click.Choice(["chunks", "full_cot"]), default="chunks",
@@ -219,7 +264,7 @@ def load(roots, pattern, keep_going, max_sentence_chars, warehouse_dir, lock_wai
 @lock_wait_option
 @debug_option
 @friendly_errors
-def ingest(roots, pattern, model, model_name, device, dtype, text_source, query_block, force,
+def ingest(roots, pattern, checkpoint, model_name, device, dtype, text_source, query_block, force,
            keep_going, max_sentence_chars, no_progress, warehouse_dir, lock_wait, debug):
     """Run the model over rollouts and store sentence attention of every layer and head.
 
@@ -231,14 +276,14 @@ def ingest(roots, pattern, model, model_name, device, dtype, text_source, query_
 
     \b
     Example:
-      python cli.py ingest ../shared/data/rollouts/math --model ./models/tiny-qwen3 --keep-going
+      python cli.py ingest ../shared/data/rollouts/math --checkpoint ./models/tiny-qwen3 --keep-going
     """
     from ingest.pipeline import IngestOptions
     from ingest.pipeline import ingest as run_ingest
     from warehouse.store import Warehouse
 
     options = IngestOptions(
-        model=model, model_name=model_name, device=device, dtype=dtype, text_source=text_source,
+        model=checkpoint, model_name=model_name, device=device, dtype=dtype, text_source=text_source,
         query_block=query_block, force=force, keep_going=keep_going, pattern=pattern,
         max_sentence_chars=max_sentence_chars, progress=not no_progress,
     )
@@ -310,8 +355,7 @@ def sql_command(query, fmt, warehouse_dir, lock_wait, debug):
 @lock_wait_option
 @debug_option
 @friendly_errors
-def rank(tag, proximity_ignore, no_control_depth, score_type, no_trim, layers, model_filter,
-         fmt, warehouse_dir, lock_wait, debug):
+def rank(metric, model_filter, fmt, warehouse_dir, lock_wait, debug):
     """Rank rollouts by distinctiveness: the sum over layers of the best head's |ΔVA|.
 
     \b
@@ -321,9 +365,7 @@ def rank(tag, proximity_ignore, no_control_depth, score_type, no_trim, layers, m
     from sql.query import macro_frame
     from warehouse.store import Warehouse
 
-    params = metric_params(tag, proximity_ignore, no_control_depth, score_type, no_trim, layers,
-                           model_filter)
-    frame = macro_frame(Warehouse(warehouse_dir), "rollout_ranking", params, model=model_filter,
+    frame = macro_frame(Warehouse(warehouse_dir), "rollout_ranking", metric, model=model_filter,
                         wait_s=lock_wait)
     print_frame(frame, fmt)
 
@@ -331,12 +373,13 @@ def rank(tag, proximity_ignore, no_control_depth, score_type, no_trim, layers, m
 @main.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--name", default=None, help="View name [default: the file's stem].")
-@click.option("--format", "file_format", type=click.Choice(["csv", "parquet"]), default=None,
-              help="File format [default: from the extension].")
+@click.option("--file-type", type=click.Choice(["csv", "parquet"]), default=None,
+              help="File type [default: from the extension].")
+@renamed_option("--format", "--file-type", "--format is the output format of sql and rank")
 @warehouse_option
 @debug_option
 @friendly_errors
-def attach(path, name, file_format, warehouse_dir, debug):
+def attach(path, name, file_type, warehouse_dir, debug):
     """Register your own CSV or Parquet table (with a rollout_id column) as a view.
 
     \b
@@ -347,7 +390,7 @@ def attach(path, name, file_format, warehouse_dir, debug):
     from warehouse.attach import attach_table
     from warehouse.store import Warehouse
 
-    info = attach_table(Warehouse(warehouse_dir), path, name=name, file_format=file_format)
+    info = attach_table(Warehouse(warehouse_dir), path, name=name, file_format=file_type)
     click.echo(
         f"attached view '{info['name']}' over {info['path']} ({info['format']}): {info['rows']} rows, "
         f"{info['matched_rollouts']} matching a stored rollout_id"
@@ -358,19 +401,19 @@ def attach(path, name, file_format, warehouse_dir, debug):
 @metric_options
 @click.option("--rollouts", "rollouts_glob", default=None, metavar="GLOB",
               help="Only rollouts whose id or directory name matches, e.g. 'problem_9_va_*'.")
-@click.option("--out", default="reports/out", show_default=True, type=click.Path(file_okay=False),
-              help="Report directory; replaced as a whole on each build.")
+@report_out_option
 @click.option("--force", is_flag=True, help="Rebuild even when nothing changed.")
-@click.option("--permutations", type=click.IntRange(min=0), default=1000, show_default=True,
+@click.option("--permutations", type=click.IntRange(min=0), default=DEFAULTS["permutations"],
+              show_default=True,
               help="Label permutations (and sign flips) behind every p-value of the report.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True,
               help="Seed of the permutations: the same seed gives the same p-values.")
 @warehouse_option
 @lock_wait_option
 @debug_option
 @friendly_errors
-def report(tag, proximity_ignore, no_control_depth, score_type, no_trim, layers, model_filter,
-           rollouts_glob, out, force, permutations, seed, warehouse_dir, lock_wait, debug):
+def report(metric, model_filter, rollouts_glob, out, force, permutations, seed, warehouse_dir,
+           lock_wait, debug):
     """Write the HTML report: ranking, per-rollout heatmaps and vertical scores, PNGs, CSV.
 
     Skips the work when neither the warehouse content nor the parameters changed since
@@ -384,11 +427,9 @@ def report(tag, proximity_ignore, no_control_depth, score_type, no_trim, layers,
     from reports.build import build_report
     from warehouse.store import Warehouse
 
-    params = metric_params(tag, proximity_ignore, no_control_depth, score_type, no_trim, layers,
-                           model_filter)
     result = build_report(Warehouse(warehouse_dir), out, rollouts=rollouts_glob, model=model_filter,
                           force=force, wait_s=lock_wait, permutations=permutations, seed=seed,
-                          **params)
+                          **metric)
     if result.skipped:
         click.echo(f"report skipped ({result.reason})")
     else:
@@ -400,26 +441,29 @@ def report(tag, proximity_ignore, no_control_depth, score_type, no_trim, layers,
 
 @main.command("tiny-model")
 @click.option("--out", default=str(DEMO_MODEL_DIR), show_default=True, type=click.Path(file_okay=False))
-@click.option("--layers", type=int, default=4, show_default=True)
-@click.option("--heads", type=int, default=8, show_default=True)
-@click.option("--kv-heads", type=int, default=2, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-def tiny_model(out, layers, heads, kv_heads, seed):
+@click.option("--n-layers", type=int, default=4, show_default=True, help="Number of layers.")
+@click.option("--n-heads", type=int, default=8, show_default=True, help="Query heads per layer.")
+@click.option("--n-kv-heads", type=int, default=2, show_default=True, help="Key/value heads per layer.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")
+@renamed_option("--layers", "--n-layers", "a count; --layers lists layers in rank and report")
+@renamed_option("--heads", "--n-heads", "a count, spelled as --n-layers")
+@renamed_option("--kv-heads", "--n-kv-heads", "a count, spelled as --n-layers")
+def tiny_model(out, n_layers, n_heads, n_kv_heads, seed):
     """Write a small random-weight Qwen3 checkpoint with the real Qwen3 tokenizer.
 
     \b
     Example:
-      python cli.py tiny-model --out models/tiny-qwen3 --layers 8 --heads 16
+      python cli.py tiny-model --out models/tiny-qwen3 --n-layers 8 --n-heads 16
     """
     from ingest.tiny_model import write_tiny_qwen3
 
-    path = write_tiny_qwen3(out, n_layers=layers, n_heads=heads, n_kv_heads=kv_heads, seed=seed)
+    path = write_tiny_qwen3(out, n_layers=n_layers, n_heads=n_heads, n_kv_heads=n_kv_heads, seed=seed)
     click.echo(f"wrote {path}")
 
 
 @main.command()
 @warehouse_option
-@click.option("--out", default="reports/out", show_default=True, type=click.Path(file_okay=False))
+@report_out_option
 @debug_option
 @friendly_errors
 def demo(warehouse_dir, out, debug):

@@ -23,11 +23,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sql.defaults import DEFAULTS
+
 CHUNKS = "chunks.json"
 LABELS = "chunks_labeled.json"
 BASE_SOLUTION = "base_solution.json"
 ROLLOUT_MARKERS = (CHUNKS, LABELS)
-DEFAULT_TAG = "verbalized_evaluation_awareness"
+DEFAULT_TAG = DEFAULTS["tag"]
 # A sentence longer than this cannot be a sentence: it is a whole document pasted
 # into one chunk, and would dominate (or overflow) the model pass.
 DEFAULT_MAX_SENTENCE_CHARS = 100_000

@@ -87,10 +87,13 @@ def build_report(
 ) -> ReportResult:
     """Write the HTML report of ``warehouse`` (a Warehouse or its directory) into ``out_dir``.
 
-    Parameters left ``None`` take the defaults of :class:`reports.data.ReportParams`.
-    ``force`` rebuilds every page. ``wait_s``: how long to wait for a process that holds the
-    warehouse for writing. ``on_step`` is called with a short message after each file group
-    is written (progress display; a test can raise from it to simulate a failure halfway).
+    Parameters left ``None`` take the defaults of :class:`reports.data.ReportParams`, i.e.
+    the SQL macros' own (``sql/defaults.py``, which tests/test_defaults.py checks against every
+    macro header: METRICS.md's notebook setting, and ``permutations`` and ``seed`` of
+    STATISTICS.md for the p-values). ``force`` rebuilds every page. ``wait_s``: how long to
+    wait for a process that holds the warehouse for writing. ``on_step`` is called with a
+    short message after each file group is written (progress display; a test can raise from
+    it to simulate a failure halfway).
     """
     from warehouse.store import Warehouse
 

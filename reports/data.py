@@ -18,16 +18,18 @@ from dataclasses import asdict, dataclass, field
 import duckdb
 import polars as pl
 
+from sql.defaults import DEFAULTS, macro_defaults
 from sql.query import macro_call
 
-DEFAULT_TAG = "verbalized_evaluation_awareness"
-ALPHA = 0.05  # significance level marked on the statistics page (docs/STATISTICS.md)
-RECEIVER_K = 20  # receiver heads shown (receiver_heads' and receiver_head_delta_va's default k)
+DEFAULT_TAG = DEFAULTS["tag"]
+ALPHA = DEFAULTS["alpha"]  # significance level marked on the statistics page (docs/STATISTICS.md)
+RECEIVER_K = DEFAULTS["k"]  # receiver heads shown (receiver_heads' and receiver_head_delta_va's k)
 TOP_CONSISTENT = 10  # rows of the "most consistent heads" table
 ALL_HEADS = 2147483647  # k of receiver_heads that ranks every head
 RECEIVERS_PER_ROLLOUT = 3  # tag-free views on each rollout page: its top receiver heads
-# The paper's receiver-head setting (METRICS.md §8; receiver_head_kurtosis' defaults).
-RECEIVER_SETTING = {"proximity_ignore": 4, "control_depth": False, "score_type": "mean", "trim": False}
+# The paper's receiver-head setting (METRICS.md §8): receiver_head_kurtosis' own defaults.
+RECEIVER_SETTING = {k: macro_defaults("receiver_head_kurtosis")[k]
+                    for k in ("proximity_ignore", "control_depth", "score_type", "trim")}
 
 
 class ReportError(Exception):
@@ -36,18 +38,21 @@ class ReportError(Exception):
 
 @dataclass(frozen=True)
 class ReportParams:
-    """The parameters of one report; every metric one is passed to the SQL macros as is."""
+    """The parameters of one report; every metric one is passed to the SQL macros as is.
 
-    tag: str = DEFAULT_TAG
-    proximity_ignore: int = 4
-    control_depth: bool = True
-    score_type: str = "mean"
-    trim: bool = True
-    layers: tuple[int, ...] | None = None  # None: each model's representative layers
+    Defaults: the macros' own (sql/defaults.py, checked against every macro header).
+    """
+
+    tag: str = DEFAULTS["tag"]
+    proximity_ignore: int = DEFAULTS["proximity_ignore"]
+    control_depth: bool = DEFAULTS["control_depth"]
+    score_type: str = DEFAULTS["score_type"]
+    trim: bool = DEFAULTS["trim"]
+    layers: tuple[int, ...] | None = DEFAULTS["layers"]  # None: each model's representative layers
     rollouts: str | None = None  # glob on rollout_id or rollout_name
     model: str | None = None  # None: the only model with attention
-    permutations: int = 1000  # K of the permutation p-values (sql/40_stats)
-    seed: int = 0  # seed of the permutations
+    permutations: int = DEFAULTS["permutations"]  # K of the permutation p-values (sql/40_stats)
+    seed: int = DEFAULTS["seed"]  # seed of the permutations
 
     def stats_args(self) -> dict:
         """Named arguments of the statistics macros: the metric ones plus permutations and seed."""

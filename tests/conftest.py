@@ -37,3 +37,23 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from ingest.tiny_model import write_tiny_qwen3
 
     return write_tiny_qwen3(tmp_path_factory.mktemp("models") / "tiny-qwen3")
+
+
+@pytest.fixture
+def sample_attention_warehouse(tmp_path):
+    """Three rollouts of the bundled sample with seeded random attention (model 'm', 3 layers x
+    2 heads): the metric commands without running a model."""
+    import numpy as np
+
+    from ingest.pipeline import to_record
+    from ingest.rollouts import load_all
+    from warehouse.store import ModelInfo, Warehouse
+
+    warehouse = Warehouse(tmp_path / "wh")
+    rng = np.random.default_rng(1)
+    with warehouse.write_lock():
+        for rollout in load_all([DEMO_ROOT]).rollouts[:3]:
+            n = len(rollout.sentences)
+            warehouse.write_attention(to_record(rollout), ModelInfo("m", 3, 2),
+                                      np.tril(rng.random((3, 2, n, n), dtype=np.float32)))
+    return warehouse

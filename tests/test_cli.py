@@ -63,25 +63,13 @@ def test_load_sql_rank_attach_roundtrip(tmp_path):
     assert "'attention' is a warehouse table" in result.output
 
 
-def test_rank_prints_table_csv_and_json_with_list_columns(tmp_path):
+def test_rank_prints_table_csv_and_json_with_list_columns(sample_attention_warehouse):
     """The ranking has list columns (layers, heads, ΔVA by layer): every format prints them."""
     import csv
     import io
     import json
 
-    import numpy as np
-
-    from ingest.pipeline import to_record
-    from ingest.rollouts import load_all
-    from warehouse.store import ModelInfo, Warehouse
-
-    warehouse = Warehouse(tmp_path / "wh")
-    rng = np.random.default_rng(1)
-    with warehouse.write_lock():
-        for rollout in load_all([cli.DEMO_ROOT]).rollouts[:3]:
-            n = len(rollout.sentences)
-            warehouse.write_attention(to_record(rollout), ModelInfo("m", 3, 2),
-                                      np.tril(rng.random((3, 2, n, n), dtype=np.float32)))
+    warehouse = sample_attention_warehouse
     runner = CliRunner()
     args = ["rank", "--warehouse", str(warehouse.dir), "--layers", "0,2"]
     rows = list(csv.DictReader(io.StringIO(runner.invoke(cli.main, [*args, "--format", "csv"]).output)))

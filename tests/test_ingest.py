@@ -64,7 +64,7 @@ def test_ingest_stores_the_eager_reference_and_prefix_count_spans(traces_root, t
     from ingest.rollouts import discover, load_rollout
     from ingest.spans import char_spans
 
-    ingest(str(traces_root), "--model", str(tiny_model_dir), "--warehouse", str(warehouse.dir))
+    ingest(str(traces_root), "--checkpoint", str(tiny_model_dir), "--warehouse", str(warehouse.dir))
     info = loaded.info
     for rollout_dir in discover([traces_root]):
         rollout = load_rollout(rollout_dir)
@@ -87,7 +87,7 @@ def test_ingest_stores_the_eager_reference_and_prefix_count_spans(traces_root, t
 
 
 def test_rerun_skips_unchanged_and_force_recomputes(traces_root, tiny_model_dir, warehouse):
-    args = [str(traces_root), "--model", str(tiny_model_dir), "--warehouse", str(warehouse.dir)]
+    args = [str(traces_root), "--checkpoint", str(tiny_model_dir), "--warehouse", str(warehouse.dir)]
     first = ingest(*args)
     assert "3 ingested, 0 skipped (unchanged), 0 failed" in first
     before = table_checksums(warehouse.dir, without=("ingest_log",))
@@ -119,7 +119,7 @@ def test_full_cot_text_source_reports_whitespace_matches(shared_rollouts, tiny_m
     from ingest.spans import normalize_spaces
 
     root = shared_rollouts / "math/deepseek-r1-distill-llama-8b/correct_base_solution"
-    output = ingest(str(root), "--pattern", "problem_2189", "--model", str(tiny_model_dir),
+    output = ingest(str(root), "--pattern", "problem_2189", "--checkpoint", str(tiny_model_dir),
                     "--text-source", "full_cot", "--warehouse", str(warehouse.dir))
     labels = json.loads((root / "problem_2189" / "chunks_labeled.json").read_text())
     full_cot = normalize_spaces(json.loads((root / "problem_2189" / "base_solution.json").read_text())[

@@ -17,7 +17,7 @@ def test_unreachable_hub_fails_fast_with_one_line(tmp_path, monkeypatch):
         monkeypatch.delenv(proxy, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
     result = CliRunner().invoke(cli.main, [
-        "ingest", str(cli.DEMO_ROOT), "--model", "someone/not-cached-model",
+        "ingest", str(cli.DEMO_ROOT), "--checkpoint", "someone/not-cached-model",
         "--warehouse", str(tmp_path / "wh"), "--no-progress"])
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()

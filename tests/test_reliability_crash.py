@@ -63,7 +63,7 @@ def crash_root(tmp_path_factory):
 
 
 def model_args(model_dir) -> list[str]:
-    return ["--model", str(model_dir), "--no-progress"]
+    return ["--checkpoint", str(model_dir), "--no-progress"]
 
 
 @pytest.fixture(scope="module")

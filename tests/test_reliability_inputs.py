@@ -285,7 +285,7 @@ def test_ingest_stops_at_first_or_keeps_going_and_touches_nothing_else(setup, ea
     good = list(CHUNKS)
     write_rollout(root / "m_bad", good, LABELS,
                   base_solution={"full_cot": "\n".join([good[0], good[1], good[3]])})
-    model = ["--model", str(tiny_model_dir), "--text-source", "full_cot", "--no-progress"]
+    model = ["--checkpoint", str(tiny_model_dir), "--text-source", "full_cot", "--no-progress"]
     prev = cli("ingest", str(earlier_warehouse / "earlier"), *model, "--warehouse", str(wh))
     assert prev.exit_code == 0, prev.output
     expected = ("rollout 'm_bad': base_solution.json 'full_cot' does not contain sentence(s) 2 of 4, "
@@ -300,7 +300,7 @@ def test_ingest_refuses_a_rollout_with_no_text(setup, tiny_model_dir):
     root, wh = setup
     write_rollout(root / "m_bad", [""], labels_for([""]))
     assert cli("load", str(root), "--warehouse", str(wh)).exit_code == 0
-    result = cli("ingest", str(root), "--model", str(tiny_model_dir), "--no-progress",
+    result = cli("ingest", str(root), "--checkpoint", str(tiny_model_dir), "--no-progress",
                  "--warehouse", str(wh))
     assert result.exit_code == 1
     assert result.stderr == ("Error: rollout 'm_bad': chunks.json holds only an empty sentence: "

@@ -48,7 +48,7 @@ def base(tmp_path_factory, tiny_model_dir):
     base = tmp_path_factory.mktemp("locks")
     for name in ("r1", "r2"):
         good_rollout(base / "root", name, n=4)
-    result = cli("ingest", str(base / "root"), "--pattern", "r1", "--model", str(tiny_model_dir),
+    result = cli("ingest", str(base / "root"), "--pattern", "r1", "--checkpoint", str(tiny_model_dir),
                  "--no-progress", "--warehouse", str(base / "wh"))
     assert result.exit_code == 0, result.output
     yield base
@@ -96,7 +96,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def run_ingest(base: Path, wh: Path, model_dir, *extra: str):
-    return cli("ingest", str(base / "root"), "--model", str(model_dir), "--no-progress",
+    return cli("ingest", str(base / "root"), "--checkpoint", str(model_dir), "--no-progress",
                "--warehouse", str(wh), *extra)
 
 
@@ -160,7 +160,7 @@ def test_a_shell_open_during_the_model_pass_only_defers_the_commits(base, wh, ti
     it and stays: the model pass goes on (r2's attention file appears), the commits wait,
     and when the shell quits they are made and the run succeeds."""
     proc = subprocess.Popen(
-        [*CLI, "ingest", str(base / "root"), "--model", str(tiny_model_dir), "--no-progress",
+        [*CLI, "ingest", str(base / "root"), "--checkpoint", str(tiny_model_dir), "--no-progress",
          "--force", "--lock-wait", "60", "--warehouse", str(wh)],
         env=subprocess_env(VA_WAREHOUSE_CRASH_AT="model_pass@1", VA_WAREHOUSE_CRASH_SIGNAL="SIGSTOP"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

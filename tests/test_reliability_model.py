@@ -39,7 +39,7 @@ def offline(monkeypatch):
 
 def test_unknown_model_id_offline(root, tmp_path, offline):
     wh = tmp_path / "wh"
-    args = ["ingest", str(root), "--model", "no-such-org/no-such-model", "--warehouse", str(wh)]
+    args = ["ingest", str(root), "--checkpoint", "no-such-org/no-such-model", "--warehouse", str(wh)]
     result = cli(*args)
     assert result.exit_code == 1
     assert result.stderr == (
@@ -69,7 +69,7 @@ def test_model_without_the_attention_interface(root, tmp_path, offline, config, 
     wh = tmp_path / "wh"
     assert cli("load", str(root), "--warehouse", str(wh)).exit_code == 0
     before = table_checksums(wh)
-    result = cli("ingest", str(root), "--model", str(model_dir), "--no-progress", "--warehouse", str(wh))
+    result = cli("ingest", str(root), "--checkpoint", str(model_dir), "--no-progress", "--warehouse", str(wh))
     assert result.exit_code == 1
     assert result.stderr == (
         f"Error: model '{model_dir}' ({class_name}) does not compute attention through transformers' "
@@ -100,7 +100,7 @@ def test_out_of_memory_on_a_long_trace(root, tmp_path, tiny_model_dir, monkeypat
 
     fake_oom_above(monkeypatch, max_tokens=100)
     wh = tmp_path / "wh"
-    args = ["ingest", str(root), "--model", str(tiny_model_dir), "--no-progress", "--query-block", "64",
+    args = ["ingest", str(root), "--checkpoint", str(tiny_model_dir), "--no-progress", "--query-block", "64",
             "--warehouse", str(wh)]
     message = (f"rollout 'r_long': model '{tiny_model_dir}' ran out of memory capturing attention for "
                "{n} tokens with query_block=64 on cpu: try a smaller query block, the CPU "
@@ -143,7 +143,7 @@ def test_an_ingest_with_nothing_to_compute_never_imports_torch(tmp_path, tiny_mo
     """Every rollout current: the run reads config.json, not torch (seconds saved per run)."""
     good_rollout(tmp_path / "root", "r1", n=3)
     wh = tmp_path / "wh"
-    first = cli("ingest", str(tmp_path / "root"), "--model", str(tiny_model_dir), "--no-progress",
+    first = cli("ingest", str(tmp_path / "root"), "--checkpoint", str(tiny_model_dir), "--no-progress",
                 "--warehouse", str(wh))
     assert first.exit_code == 0, first.output
     script = textwrap.dedent(f"""

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from pathlib import Path
 
-from warehouse.store import Warehouse, WarehouseError
+from warehouse.store import Warehouse, WarehouseError, utc_now
 
 RESERVED = {
     "rollouts", "sentences", "sentence_tags", "models", "attention", "sentence_spans",
@@ -27,7 +26,7 @@ def attach_table(warehouse: Warehouse, path: str | Path, name: str | None = None
     file_format = file_format or {".csv": "csv", ".tsv": "csv", ".parquet": "parquet",
                                   ".pq": "parquet"}.get(path.suffix.lower())
     if file_format not in ("csv", "parquet"):
-        raise WarehouseError(f"attach: cannot tell the format of {path.name}; pass --format csv|parquet")
+        raise WarehouseError(f"attach: cannot tell the format of {path.name}; pass --file-type csv|parquet")
     name = name or re.sub(r"\W+", "_", path.stem).strip("_").lower()
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name or ""):
         raise WarehouseError(f"attach: '{name}' is not a valid table name (letters, digits, _)")
@@ -55,7 +54,7 @@ def attach_table(warehouse: Warehouse, path: str | Path, name: str | None = None
         con.execute(f"create or replace view {name} as select * from {reader}")
         con.execute("delete from attached_tables where name = ?", [name])
         con.execute("insert into attached_tables values (?, ?, ?, ?)",
-                    [name, str(path), file_format, dt.datetime.now(dt.UTC).replace(tzinfo=None)])
+                    [name, str(path), file_format, utc_now()])
         rows, matched = con.execute(
             f"select count(*), count(r.rollout_id) from {name} t "
             "left join rollouts r on r.rollout_id = t.rollout_id::varchar"

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import uuid
 from dataclasses import dataclass
 
-from warehouse.store import Warehouse, code_version
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+from warehouse.store import Warehouse, code_version, utc_now
 
 
 @dataclass
@@ -27,7 +22,7 @@ class IngestLog:
             con.execute(
                 "insert into ingest_log (run_id, command, started_at, model, parameters, "
                 "code_version, outcome) values (?, ?, ?, ?, ?, ?, 'running')",
-                [run_id, command, _now(), model, json.dumps(parameters, default=str),
+                [run_id, command, utc_now(), model, json.dumps(parameters, default=str),
                  code_version()],
             )
         return cls(warehouse, run_id)
@@ -44,7 +39,7 @@ class IngestLog:
                 con.execute(
                     "update ingest_log set finished_at = ?, n_ok = ?, n_skipped = ?, "
                     "n_failed = ?, duration_s = ?, outcome = ?, message = ? where run_id = ?",
-                    [_now(), len(summary.ingested), len(summary.skipped), len(summary.failed),
+                    [utc_now(), len(summary.ingested), len(summary.skipped), len(summary.failed),
                      duration_s, outcome, message, self.run_id],
                 )
         except Exception:

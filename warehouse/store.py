@@ -249,7 +249,7 @@ class Warehouse:
                     time.sleep(0.2)
             handle.seek(0)
             handle.truncate()
-            handle.write(f"pid {os.getpid()} since {_now().isoformat(timespec='seconds')}\n")
+            handle.write(f"pid {os.getpid()} since {utc_now().isoformat(timespec='seconds')}\n")
             handle.flush()
             self._take_over()
             yield
@@ -582,7 +582,7 @@ def _rollout_tables(rollout: RolloutRecord) -> dict[str, pa.Table]:
         "content_hash": [rollout.content_hash],
         "metadata": [json.dumps(rollout.metadata, ensure_ascii=False)],
         "warnings": pa.array([list(rollout.warnings)], pa.list_(pa.string())),
-        "loaded_at": pa.array([_now()], pa.timestamp("us")),
+        "loaded_at": pa.array([utc_now()], pa.timestamp("us")),
     })
     sentences = pa.table({
         "rollout_id": [rollout.rollout_id] * n,
@@ -630,14 +630,15 @@ def _run_table(model: str, rollout_id: str, run: AttentionRun) -> pa.Table:
         "duration_s": pa.array([run.duration_s], pa.float64()),
         "parameters": [json.dumps(run.parameters or {})],
         "code_version": [run.code_version or code_version()],
-        "ingested_at": pa.array([_now()], pa.timestamp("us")),
+        "ingested_at": pa.array([utc_now()], pa.timestamp("us")),
     })
 
 
 # --- helpers -----------------------------------------------------------------------------
 
 
-def _now() -> dt.datetime:
+def utc_now() -> dt.datetime:
+    """Now in UTC, naive: DuckDB's `timestamp` columns hold UTC without a zone."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 

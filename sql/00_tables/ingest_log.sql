@@ -11,6 +11,7 @@ create table if not exists ingest_log (
     n_skipped    integer,
     n_failed     integer,
     duration_s   double,
-    outcome      varchar,           -- 'ok', 'partial', 'failed', 'interrupted'
+    outcome      varchar,           -- 'running' (until it ends; left so if the process died),
+                                    -- then 'ok', 'partial', 'failed', 'interrupted'
     message      varchar
 );

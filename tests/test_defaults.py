@@ -1,0 +1,150 @@
+"""Every macro default in sql/ agrees with the one source, sql/defaults.py.
+
+The header of each macro (``create or replace macro name(param := default, ...)``) is
+parsed from its .sql file, whatever the file or layer; each ``param := default`` is
+evaluated by DuckDB and compared with ``macro_defaults(name)``. DuckDB's own catalogue
+confirms that the parser saw every macro and every parameter.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+import cli
+import sql
+from reports.data import ReportParams
+from sql.defaults import DEFAULTS, PER_MACRO, macro_defaults
+
+HEADER = re.compile(r"\bcreate\s+(?:or\s+replace\s+)?(?:temp\s+|temporary\s+)?macro\s+"
+                    r"(?:\w+\.)?(\w+)\s*\(", re.IGNORECASE)
+
+
+def _split_top_level(text: str) -> tuple[list[str], int]:
+    """The comma-separated items of a parenthesised list starting at text[0] == '(' and
+    the index of its closing parenthesis; quotes and nested brackets are respected."""
+    depth, quote, items, start = 0, None, [], 1
+    for i, char in enumerate(text):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth == 0:
+                items.append(text[start:i])
+                return [item.strip() for item in items if item.strip()], i
+        elif char == "," and depth == 1:
+            items.append(text[start:i])
+            start = i + 1
+    raise AssertionError(f"unbalanced parentheses in: {text[:80]}")
+
+
+def _without_comments(text: str) -> str:
+    return re.sub(r"--[^\n]*", "", text)
+
+
+def macro_headers() -> list[tuple[str, str, list[str]]]:
+    """(file, macro, parameter items) for every macro header of every .sql file in sql/."""
+    headers = []
+    for path in sql.sql_files():
+        text = _without_comments(path.read_text(encoding="utf-8"))
+        for match in HEADER.finditer(text):
+            items, _end = _split_top_level(text[match.end() - 1:])
+            headers.append((str(path.relative_to(sql.SQL_DIR)), match.group(1), items))
+    return headers
+
+
+def _literal(con, expression: str):
+    value = con.execute(f"select {expression}").fetchone()[0]
+    return float(value) if isinstance(value, Decimal) else value
+
+
+def header_defaults() -> list[tuple[str, str, str, object]]:
+    """(file, macro, parameter, default) for every ``name := default`` of every header."""
+    con = duckdb.connect()
+    found = []
+    for file, macro, items in macro_headers():
+        for item in items:
+            name, sep, expression = item.partition(":=")
+            if sep:
+                found.append((file, macro, name.strip(), _literal(con, expression.strip())))
+    return found
+
+
+def _same(a, b) -> bool:
+    """Equal and of the same type (so true is not 1, and 4 is not 4.0)."""
+    return type(a) is type(b) and a == b
+
+
+def test_the_parser_sees_every_macro_and_parameter_duckdb_knows():
+    con = duckdb.connect()
+    sql.install(con)
+    catalogue = {
+        (name, tuple(parameters))
+        for name, parameters in con.execute(
+            "select function_name, parameters from duckdb_functions() "
+            "where function_type in ('macro', 'table_macro') and not internal"
+        ).fetchall()
+    }
+    parsed = {(macro, tuple(item.partition(":=")[0].strip() for item in items))
+              for _file, macro, items in macro_headers()}
+    assert catalogue and parsed == catalogue
+
+
+def test_every_macro_default_comes_from_sql_defaults():
+    found = header_defaults()
+    assert len(found) > 50  # the parser found the headers
+    problems = []
+    for file, macro, name, value in found:
+        expected = macro_defaults(macro)
+        if name not in expected:
+            problems.append(f"{file}: {macro}({name} := {value!r}): no default for "
+                            f"'{name}' in sql/defaults.py")
+        elif not _same(value, expected[name]):
+            problems.append(f"{file}: {macro}({name} := {value!r}) but sql/defaults.py says "
+                            f"{expected[name]!r}; fix one, or declare it in PER_MACRO with the reason")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_declared_difference_is_real_and_explained():
+    in_headers = {(macro, name) for _file, macro, name, _value in header_defaults()}
+    for macro, (overrides, reason) in PER_MACRO.items():
+        assert len(reason) > 20, macro
+        for name, value in overrides.items():
+            assert (macro, name) in in_headers, f"{macro} has no parameter {name}"
+            assert not _same(value, DEFAULTS[name]), f"{macro}.{name} does not differ"
+
+
+def test_report_parameters_and_cli_help_read_the_same_defaults():
+    params = ReportParams()
+    for name in ("tag", "proximity_ignore", "control_depth", "score_type", "trim", "layers",
+                 "permutations", "seed"):
+        assert _same(getattr(params, name), DEFAULTS[name]), name
+    runner = CliRunner()
+    report_help = runner.invoke(cli.main, ["report", "--help"], terminal_width=200).output
+    rank_help = runner.invoke(cli.main, ["rank", "--help"], terminal_width=200).output
+    for text in (report_help, rank_help):
+        assert f"[default: {DEFAULTS['tag']}]" in text
+        assert f"[default: {DEFAULTS['proximity_ignore']}]" in text
+        assert f"[default: {DEFAULTS['score_type']}]" in text
+    report_options = {param.name: param for param in cli.main.commands["report"].params}
+    for name in ("permutations", "seed"):
+        assert _same(report_options[name].default, DEFAULTS[name]), name
+
+
+@pytest.mark.parametrize("header, expected", [
+    ("create or replace macro m(a, b := 'x,(y)', c := [1, 2], d := null) as table select 1",
+     ("m", ["a", "b := 'x,(y)'", "c := [1, 2]", "d := null"])),
+    ("CREATE MACRO main.n(p := 4) AS p + 1", ("n", ["p := 4"])),
+])
+def test_the_header_parser_on_hand_made_headers(header, expected):
+    match = HEADER.search(header)
+    items, _end = _split_top_level(header[match.end() - 1:])
+    assert (match.group(1), items) == expected
