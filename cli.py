@@ -593,6 +593,7 @@ def report(metric, model_filter, rollouts_glob, out, force, permutations, seed, 
         click.echo(f"report skipped ({result.reason})")
     else:
         click.echo(f"report built ({result.reason}): {result.n_rollouts} rollouts of {result.model}, "
+                   f"{len(result.rebuilt)} rollout pages built, the others kept; "
                    f"{result.n_files} files in {result.seconds:.1f} s")
     click.echo(str(result.index_path))
 

@@ -1,9 +1,9 @@
 """The report's thought-anchors sections: dependency arcs and receiver score against a field
 on each rollout page, the heads that track that field on the heads page.
 
-Kept apart from the page code so it can be ported as is: `load_causal_data` runs the SQL
-(views sentence_graph, sentence_field_scores, field_correlations), `rollout_sections` and
-`heads_charts` build specs with reports.charts_causal, `heads_block` is the HTML.
+`load_causal_data` runs the SQL (views sentence_graph, sentence_field_scores,
+field_correlations), `rollout_sections` and `heads_charts` build specs with
+reports.charts_causal, `heads_block` is the HTML of the heads page's section.
 """
 
 from __future__ import annotations
@@ -49,21 +49,24 @@ def load_causal_data(con: duckdb.DuckDBPyConnection, params, model: str,
 
 
 def rollout_sections(causal: CausalData | None, rollout_id: str, tag: str) -> list:
-    """[(title, {chart name: (spec, renderer)})] for one rollout page; [] without fields."""
+    """[(title, note, {chart name: {"spec", "renderer"}})] for one rollout page (the sections
+    of reports.pages.rollout_page); [] without fields."""
     if causal is None:
         return []
     graph = causal.graph.filter(pl.col("rollout_id") == rollout_id)
     specs = {}
     if graph.height and graph["out_degree"].sum():
-        specs["dependencies"] = (charts_causal.dependency_arcs(graph).to_dict(validate=False), "svg")
+        specs["dependencies"] = {"spec": charts_causal.dependency_arcs(graph).to_dict(validate=False),
+                                 "renderer": "svg"}
     points = causal.points.filter(pl.col("rollout_id") == rollout_id)
     if points.height:
-        specs["receiver_vs_field"] = (
-            charts_causal.receiver_scatter(points, target_tag=tag).to_dict(validate=False), "svg")
+        specs["receiver_vs_field"] = {
+            "spec": charts_causal.receiver_scatter(points, target_tag=tag).to_dict(validate=False),
+            "renderer": "svg"}
     if not specs:
         return []
     what = f" and receiver score vs {causal.field}" if points.height else ""
-    return [(f"Sentence dependencies{what} (chunks_labeled.json)", specs)]
+    return [(f"Sentence dependencies{what} (chunks_labeled.json)", "", specs)]
 
 
 def heads_charts(causal: CausalData | None) -> dict[str, dict]:

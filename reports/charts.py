@@ -136,18 +136,26 @@ def vertical_scores_chart(
     title: str = "",
     target_label: str = "VA",
     width: int = 720,
+    texts: str | None = None,
 ) -> alt.LayerChart:
     """Vertical (receiver) score per analysed sentence: target points red, the others gray.
 
     ``scores``: columns ``idx`` (original sentence index), ``vertical_score`` (NULL where
-    undefined, the last proximity_ignore columns), ``is_target``, ``text``.
+    undefined, the last proximity_ignore columns), ``is_target``, and ``text`` unless
+    ``texts`` names a dataset of the page (rows ``idx``, ``text``) shared by its charts,
+    from which the text is looked up (a page's sentences are then written once).
     """
     other_label = f"non-{target_label}"
     first, last = scores["idx"].min(), scores["idx"].max()
     domain = [first, last] if first is not None else alt.Undefined
-    data = inline(scores.select("idx", "vertical_score", "is_target", "text"))
+    if texts:  # numbers only: one compact CSV string (is_target as 0/1), the text looked up
+        numbers = scores.select("idx", "vertical_score", pl.col("is_target").cast(pl.Int8))
+        chart = alt.Chart(inline_csv(numbers)).transform_lookup(
+            lookup="idx", from_=alt.LookupData(data=alt.NamedData(name=texts), key="idx", fields=["text"]))
+    else:
+        chart = alt.Chart(inline(scores.select("idx", "vertical_score", "is_target", "text")))
     base = (
-        alt.Chart(data)
+        chart
         .transform_filter("isValid(datum.vertical_score)")
         .transform_calculate(kind=f"datum.is_target ? {_js_string(target_label)} : {_js_string(other_label)}")
         .encode(

@@ -1,7 +1,9 @@
 """The report's queries: Polars frames from the SQL views and macros, in one snapshot.
 
 Every number in the report comes from here, and every number here comes from SQL
-(sql/20_metrics, sql/30_ranking, sql/40_stats). All queries run on one read-only connection, so
+(sql/20_metrics, sql/30_ranking, sql/40_stats): the report reads views and macros only,
+never a storage table (sql/10_base holds the views it needs: rollout_versions, model_grids,
+sentence_texts, tag_counts). All queries run on one read-only connection, so
 the report shows one consistent state of the warehouse; the frames are then held in
 memory and the connection is closed before any chart is rendered.
 """
@@ -10,18 +12,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import duckdb
 import polars as pl
 
-from sql.defaults import DEFAULTS
+from sql.defaults import DEFAULTS, macro_defaults
 from sql.query import macro_call
 
 DEFAULT_TAG = DEFAULTS["tag"]
 ALPHA = DEFAULTS["alpha"]  # significance level marked on the statistics page (docs/STATISTICS.md)
 RECEIVER_K = DEFAULTS["k"]  # receiver heads shown (receiver_heads' and receiver_head_delta_va's k)
 TOP_CONSISTENT = 10  # rows of the "most consistent heads" table
+ALL_HEADS = 2147483647  # k of receiver_heads that ranks every head
+RECEIVERS_PER_ROLLOUT = 3  # tag-free views on each rollout page: its top receiver heads
+# The paper's receiver-head setting (METRICS.md §8): receiver_head_kurtosis' own defaults.
+RECEIVER_SETTING = {k: macro_defaults("receiver_head_kurtosis")[k]
+                    for k in ("proximity_ignore", "control_depth", "score_type", "trim")}
 
 
 class ReportError(Exception):
@@ -69,28 +77,45 @@ class ReportParams:
 
 @dataclass
 class ReportData:
-    """Everything the report shows, as frames (one row layout per SQL object)."""
+    """Everything the report shows, as frames (one row layout per SQL object).
+
+    The detail frames (``cells`` to ``receiver_vertical``) hold only the rollouts whose
+    pages are being built (``detail_ids``); the others' pages are kept from the last build.
+    """
 
     params: ReportParams
     model: str
-    model_info: dict  # the models row
+    model_info: dict  # the model_grids row
     layers: list[int]  # the layers scored (explicit, or the representative ones)
-    ranking: pl.DataFrame  # rollout_ranking_pvalues rows of the chosen rollouts
-    best: pl.DataFrame  # best_heads rows, plus rank
-    cells: pl.DataFrame  # stored analysed cells of every best head: rollout_id, layer, head, i, j, value
-    color_max: pl.DataFrame  # rollout_id, layer, head, color_max (99th percentile, notebook style)
-    vertical: pl.DataFrame  # vertical_scores rows of every best head
-    sentences: pl.DataFrame  # rollout_id, idx, r, text, tags, is_target, analysed
+    ranking: pl.DataFrame  # rollout_ranking rows of the chosen rollouts, their versions, p-values
+    best: pl.DataFrame  # best_heads rows of the chosen rollouts, plus rank
+    tag_counts: pl.DataFrame  # tag_counts rows of the model: tag, n_sentences, n_rollouts
+    detail_ids: list[str] = field(default_factory=list)  # rollouts whose pages are built
+    cells: pl.DataFrame = field(default_factory=pl.DataFrame)  # analysed cells of every best head
+    color_max: pl.DataFrame = field(default_factory=pl.DataFrame)  # rollout_id, layer, head, color_max
+    vertical: pl.DataFrame = field(default_factory=pl.DataFrame)  # vertical_scores of every best head
+    sentences: pl.DataFrame = field(default_factory=pl.DataFrame)  # rollout_id, idx, r, text, tags, ...
+    # tag-free views (METRICS.md §8, the paper's setting): each rollout's top receiver heads
+    receivers_by_rollout: pl.DataFrame = field(default_factory=pl.DataFrame)  # rollout_id, rank, ...
+    receiver_cells: pl.DataFrame = field(default_factory=pl.DataFrame)
+    receiver_color_max: pl.DataFrame = field(default_factory=pl.DataFrame)
+    receiver_vertical: pl.DataFrame = field(default_factory=pl.DataFrame)
     ingest: dict = field(default_factory=dict)  # when the data was ingested
     # sql/40_stats, over every rollout of the model (the --rollouts filter does not apply):
     head_map: pl.DataFrame = field(default_factory=pl.DataFrame)  # head_consistency, every layer
     top_heads: pl.DataFrame = field(default_factory=pl.DataFrame)  # its most consistent heads
     receivers: pl.DataFrame = field(default_factory=pl.DataFrame)  # every head's mean kurtosis
+    receiver_table: pl.DataFrame = field(default_factory=pl.DataFrame)  # receiver_head_delta_va rows
     tags: pl.DataFrame = field(default_factory=pl.DataFrame)  # tag_summary of every tag
     causal: object = None  # reports.causal.CausalData: the thought-anchors sections
 
     def rollout_ids(self) -> list[str]:
         return self.ranking["rollout_id"].to_list()
+
+    @property
+    def tag_present(self) -> bool:
+        """Whether any sentence of the model's rollouts carries the report's tag."""
+        return self.params.tag in self.tag_counts["tag"].to_list()
 
 
 def frame(con: duckdb.DuckDBPyConnection, query: str, params: list | None = None) -> pl.DataFrame:
@@ -101,18 +126,21 @@ def frame(con: duckdb.DuckDBPyConnection, query: str, params: list | None = None
         raise ReportError(f"report query failed: {exc}") from None
 
 
+VERSION_COLUMNS = ["content_hash", "loaded_at", "fingerprint", "ingested_at"]
+PVALUE_COLUMNS = ["p_value_score", "p_value_fwer_by_layer", "permutations"]  # kept per rollout
+
+
 def warehouse_digest(con: duckdb.DuckDBPyConnection) -> str:
     """Changes whenever anything the report reads changes: rollouts, attention, models.
 
     Each rollout's content_hash covers its sentences and tags; each attention run has a
-    fingerprint and the time it was written; the models rows give the layer counts.
+    fingerprint and the time it was written; the model grids give the layer counts.
     """
     parts = [
-        frame(con, "select rollout_id, content_hash, loaded_at::varchar as loaded_at "
-                   "from rollouts order by rollout_id"),
-        frame(con, "select model, rollout_id, fingerprint, ingested_at::varchar as ingested_at "
-                   "from attention_runs order by model, rollout_id"),
-        frame(con, "select model, n_layers, n_heads, source, revision from models order by model"),
+        frame(con, "select model, rollout_id, content_hash, loaded_at::varchar as loaded_at, "
+                   "fingerprint, ingested_at::varchar as ingested_at "
+                   "from rollout_versions order by model, rollout_id"),
+        frame(con, "select model, n_layers, n_heads, source, revision from model_grids order by model"),
     ]
     blob = json.dumps([p.rows() for p in parts], default=str, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
@@ -120,7 +148,7 @@ def warehouse_digest(con: duckdb.DuckDBPyConnection) -> str:
 
 def choose_model(con: duckdb.DuckDBPyConnection, model: str | None) -> str:
     """The model to report on: the one asked for, or the only one with attention."""
-    models = frame(con, "select distinct model from attention_runs order by model")["model"].to_list()
+    models = frame(con, "select distinct model from rollout_versions order by model")["model"].to_list()
     if not models:
         raise ReportError("the warehouse holds no attention yet; run `cli.py ingest` first")
     if model is None:
@@ -135,24 +163,37 @@ def choose_model(con: duckdb.DuckDBPyConnection, model: str | None) -> str:
     return model
 
 
-def load_report_data(con: duckdb.DuckDBPyConnection, params: ReportParams) -> ReportData:
-    """Run every report query on one connection and return the frames."""
+def load_report_data(
+    con: duckdb.DuckDBPyConnection, params: ReportParams,
+    choose_details: Callable[[pl.DataFrame], tuple[list[str], dict[str, dict]]] | None = None,
+) -> ReportData:
+    """Run every report query on one connection and return the frames.
+
+    ``choose_details`` gets the ranking (with each rollout's version columns) and returns
+    the rollouts whose pages are built, so detail frames and p-values are loaded for those
+    only, and the kept ``PVALUE_COLUMNS`` of every other rollout; ``None``: build all.
+    """
     model = choose_model(con, params.model)
     args = params.metric_args()
-    info = frame(con, "select * from models where model = ?", [model]).to_dicts()
+    info = frame(con, "select * from model_grids where model = ?", [model]).to_dicts()
     model_info = info[0] if info else {"model": model}
     if params.layers is not None:
         layers = sorted(set(params.layers))
     else:
         rep = frame(con, "select layers from representative_layers where model = ?", [model])
         layers = list(rep["layers"][0]) if rep.height else []
+    tag_counts = frame(con, "select tag, n_sentences, n_rollouts from tag_counts where model = ? "
+                            "order by tag", [model])
 
-    # rollout_ranking plus p_value_score and p_value_fwer_by_layer (aligned with layers).
-    call, values = macro_call("rollout_ranking_pvalues", params.stats_args())
+    # rollout_ranking of the chosen rollouts, with each one's version (rollout_versions).
+    call, values = macro_call("rollout_ranking", args)
     # va_rate_original: the notebook's summary.csv rate, over the counts before trim.
     ranking_query = (
         "select ranking.*, ranking.n_va_original / greatest(1, ranking.n_sentences_original)::double "
-        f"as va_rate_original from {call} as ranking where ranking.model = ?"
+        "as va_rate_original, " + ", ".join(f"versions.{c}" for c in VERSION_COLUMNS) +
+        f" from {call} as ranking inner join rollout_versions as versions "
+        "on versions.model = ranking.model and versions.rollout_id = ranking.rollout_id "
+        "where ranking.model = ?"
     )
     values.append(model)
     if params.rollouts:
@@ -165,12 +206,23 @@ def load_report_data(con: duckdb.DuckDBPyConnection, params: ReportParams) -> Re
                               f"--rollouts '{params.rollouts}'")
         raise ReportError(f"no rollout has attention of model '{model}' in layers {layers}")
 
-    # The chosen rollouts, and each one's best head per layer, as temporary tables the
-    # detail queries join with (a read-only connection may create temporary objects).
-    con.register("report_rollouts_frame", ranking.select("rollout_id", "rank").to_arrow())
-    con.execute("create or replace temp table report_rollouts as "
-                "select * from report_rollouts_frame")
-    con.unregister("report_rollouts_frame")
+    # The rollouts whose pages are built, as temporary tables the detail queries join with
+    # (a read-only connection may create temporary objects).
+    detail_ids, kept = choose_details(ranking) if choose_details else (ranking["rollout_id"].to_list(), {})
+    _temp_table(con, "report_rollouts", ranking.select("rollout_id", "rank"))
+    _temp_table(con, "report_detail", pl.DataFrame({"rollout_id": detail_ids},
+                                                   schema={"rollout_id": pl.String}))
+    # Permutation p-values (rollout_ranking_pvalues) of those rollouts; the others' are kept
+    # from the previous build (they depend on the rollout and the parameters only).
+    call, values = macro_call("rollout_ranking_pvalues", params.stats_args())
+    pvalues = frame(con, "select p.rollout_id, " + ", ".join(f"p.{c}" for c in PVALUE_COLUMNS) +
+                         f" from {call} as p semi join report_detail using (rollout_id) "
+                         "where p.model = ?", [*values, model])
+    if kept:
+        pvalues = pl.concat([pvalues, pl.DataFrame([{"rollout_id": rid, **row} for rid, row in kept.items()],
+                                                   schema=pvalues.schema)])
+    ranking = ranking.join(pvalues, on="rollout_id", how="left", maintain_order="left")
+
     call, values = macro_call("best_heads", args)
     con.execute(
         f"create or replace temp table report_best as select best.*, chosen.rank from {call} as best "
@@ -179,17 +231,92 @@ def load_report_data(con: duckdb.DuckDBPyConnection, params: ReportParams) -> Re
         values + [model],
     )
     best = frame(con, "select * from report_best order by rank, layer")
-    join_best = (
-        "inner join report_best as best on best.model = {t}.model "
-        "and best.rollout_id = {t}.rollout_id and best.layer = {t}.layer and best.head = {t}.head"
+    con.execute("create or replace temp table report_best_detail as select best.* from report_best "
+                "as best semi join report_detail using (rollout_id) where best.head is not null")
+    details = _head_details(con, "report_best_detail", args)
+
+    # Tag-free: each rollout's receiver heads (the paper's setting, receiver_head_kurtosis'
+    # defaults), its top RECEIVERS_PER_ROLLOUT by kurtosis.
+    con.execute(
+        "create or replace temp table report_receivers as "
+        "select kurt.model, kurt.rollout_id, kurt.layer, kurt.head, kurt.kurtosis, kurt.n_scores, "
+        "row_number() over (partition by kurt.rollout_id "
+        "order by kurt.kurtosis desc, kurt.layer, kurt.head) as rank "
+        "from receiver_head_kurtosis() as kurt semi join report_detail using (rollout_id) "
+        "where kurt.model = ? and kurt.kurtosis is not null qualify rank <= ?",
+        [model, RECEIVERS_PER_ROLLOUT],
+    )
+    receivers_by_rollout = frame(con, "select * exclude (model) from report_receivers "
+                                      "order by rollout_id, rank")
+    receiver_layers = sorted(set(receivers_by_rollout["layer"].to_list()))
+    receiver_details = _head_details(con, "report_receivers", RECEIVER_SETTING | {
+        "tag": args["tag"], "layers": receiver_layers})
+
+    call, values = macro_call("analysed_sentences", {"tag": args["tag"], "trim": args["trim"]})
+    sentences = frame(
+        con,
+        f"""
+        select
+            texts.rollout_id,
+            texts.idx,
+            analysed.r,
+            texts.text,
+            texts.tags,
+            list_contains(texts.tags, ?) as is_target,
+            analysed.r is not null as analysed
+        from sentence_texts as texts
+        semi join report_detail using (rollout_id)
+        left join {call} as analysed
+            on analysed.rollout_id = texts.rollout_id and analysed.idx = texts.idx
+        order by texts.rollout_id, texts.idx
+        """,
+        [args["tag"], *values],
     )
 
-    cell_args = {k: args[k] for k in ("tag", "trim", "layers")}
-    call, values = macro_call("analysed_cells", cell_args)
+    ingest = frame(
+        con,
+        """
+        select
+            count(*) as attention_runs,
+            min(versions.ingested_at) as first_ingested_at,
+            max(versions.ingested_at) as last_ingested_at,
+            max(versions.loaded_at) as last_loaded_at
+        from rollout_versions as versions
+        semi join report_rollouts using (rollout_id)
+        where versions.model = ?
+        """,
+        [model],
+    ).to_dicts()[0]
+
+    for table in ("report_best_detail", "report_best", "report_receivers", "report_detail",
+                  "report_rollouts"):
+        con.execute(f"drop table if exists {table}")
+    return ReportData(
+        params=params, model=model, model_info=model_info, layers=layers, ranking=ranking,
+        best=best, tag_counts=tag_counts, detail_ids=detail_ids, sentences=sentences,
+        cells=details["cells"], color_max=details["color_max"], vertical=details["vertical"],
+        receivers_by_rollout=receivers_by_rollout, receiver_cells=receiver_details["cells"],
+        receiver_color_max=receiver_details["color_max"], receiver_vertical=receiver_details["vertical"],
+        ingest=ingest, **load_head_statistics(con, params, model),
+    )
+
+
+def _temp_table(con: duckdb.DuckDBPyConnection, name: str, rows: pl.DataFrame) -> None:
+    con.register(f"{name}_frame", rows.to_arrow())
+    con.execute(f"create or replace temp table {name} as select * from {name}_frame")
+    con.unregister(f"{name}_frame")
+
+
+def _head_details(con: duckdb.DuckDBPyConnection, heads: str, args: dict) -> dict[str, pl.DataFrame]:
+    """Cells, color maximum and vertical scores of the heads in temporary table ``heads``
+    (rollout_id, layer, head), computed with the metric arguments ``args``."""
+    join = ("semi join {heads} as chosen on chosen.rollout_id = {t}.rollout_id "
+            "and chosen.layer = {t}.layer and chosen.head = {t}.head")
+    call, values = macro_call("analysed_cells", {k: args[k] for k in ("tag", "trim", "layers")})
     con.execute(
         "create or replace temp table report_cells as "
         "select cells.rollout_id, cells.layer, cells.head, cells.i, cells.j, cells.r, cells.c, "
-        f"cells.value from {call} as cells {join_best.format(t='cells')}",
+        f"cells.value from {call} as cells {join.format(heads=heads, t='cells')}",
         values,
     )
     cells = frame(con, "select * from report_cells order by rollout_id, layer, head, i, j")
@@ -206,11 +333,10 @@ def load_report_data(con: duckdb.DuckDBPyConnection, params: ReportParams) -> Re
             from {call} as rollouts
         ),
         upper_zeros as (
-            select best.rollout_id, best.layer, best.head, 0.0::double as value
-            from report_best as best
-            inner join sizes on sizes.rollout_id = best.rollout_id
+            select heads.rollout_id, heads.layer, heads.head, 0.0::double as value
+            from {heads} as heads
+            inner join sizes on sizes.rollout_id = heads.rollout_id
             cross join range(sizes.n_sentences * (sizes.n_sentences - 1) // 2)
-            where best.head is not null
         ),
         all_values as (
             select rollout_id, layer, head, value::double as value from report_cells
@@ -224,128 +350,64 @@ def load_report_data(con: duckdb.DuckDBPyConnection, params: ReportParams) -> Re
         """,
         values,
     )
+    con.execute("drop table if exists report_cells")
 
     call, values = macro_call("vertical_scores", args)
     vertical = frame(
         con,
         "select scores.rollout_id, scores.layer, scores.head, scores.c, scores.idx, "
         f"scores.is_target, scores.vertical_score from {call} as scores "
-        f"{join_best.format(t='scores')} order by scores.rollout_id, scores.layer, scores.c",
+        f"{join.format(heads=heads, t='scores')} "
+        "order by scores.rollout_id, scores.layer, scores.head, scores.c",
         values,
     )
-
-    call, values = macro_call("analysed_sentences", {"tag": args["tag"], "trim": args["trim"]})
-    sentences = frame(
-        con,
-        f"""
-        with tags as (
-            select rollout_id, idx, list(distinct tag order by tag) as tags
-            from sentence_tags
-            group by rollout_id, idx
-        )
-        select
-            sentences.rollout_id,
-            sentences.idx,
-            analysed.r,
-            sentences.text,
-            coalesce(tags.tags, []::varchar[]) as tags,
-            coalesce(list_contains(tags.tags, ?), false) as is_target,
-            analysed.r is not null as analysed
-        from sentences
-        inner join report_rollouts as chosen on chosen.rollout_id = sentences.rollout_id
-        left join tags on tags.rollout_id = sentences.rollout_id and tags.idx = sentences.idx
-        left join {call} as analysed
-            on analysed.rollout_id = sentences.rollout_id and analysed.idx = sentences.idx
-        order by sentences.rollout_id, sentences.idx
-        """,
-        [args["tag"], *values],
-    )
-
-    ingest = frame(
-        con,
-        """
-        select
-            count(*) as attention_runs,
-            min(runs.ingested_at) as first_ingested_at,
-            max(runs.ingested_at) as last_ingested_at,
-            max(rollouts.loaded_at) as last_loaded_at
-        from attention_runs as runs
-        inner join report_rollouts as chosen on chosen.rollout_id = runs.rollout_id
-        inner join rollouts on rollouts.rollout_id = runs.rollout_id
-        where runs.model = ?
-        """,
-        [model],
-    ).to_dicts()[0]
-
-    for table in ("report_cells", "report_best", "report_rollouts"):
-        con.execute(f"drop table if exists {table}")
-    return ReportData(
-        params=params, model=model, model_info=model_info, layers=layers, ranking=ranking,
-        best=best, cells=cells, color_max=color_max, vertical=vertical, sentences=sentences,
-        ingest=ingest, **load_head_statistics(con, params, model),
-    )
+    return {"cells": cells, "color_max": color_max, "vertical": vertical}
 
 
 def load_head_statistics(con: duckdb.DuckDBPyConnection, params: ReportParams, model: str) -> dict:
-    """The statistics page's frames: head_consistency over every layer, receiver heads, tags.
+    """The statistics page's frames: every head's mean ΔVA, receiver heads, tags.
 
-    ``head_consistency`` (every stored layer) is computed once into a temporary table: the
-    layer x head map, the most consistent heads and the receiver heads all read it. The
-    receiver query is ``receiver_head_delta_va`` (receiver_heads inner join head_consistency)
-    written out on that table, so its permutations are not run a second time; every head with
-    a defined kurtosis is kept, the top ``RECEIVER_K`` ones with their ΔVA statistics.
+    One ``receiver_head_delta_va`` call with ``k`` = every ranked head gives each head's
+    mean kurtosis with its ``head_consistency`` row over every stored layer: the layer x head
+    map, the most consistent heads and the receiver table (its first ``RECEIVER_K`` ranks,
+    exactly ``receiver_head_delta_va(k := RECEIVER_K)``) all read it, so the sign-flip
+    permutations run once per build. A head whose kurtosis is undefined in every rollout
+    (constant vertical scores) is not ranked, so it is not on the map either. The receiver
+    map reads ``receiver_heads`` (no permutations), so it is drawn even when no head has a
+    ΔVA (a tag on no sentence).
     """
     args = params.stats_args()
     consistency = {k: v for k, v in args.items() if k != "layers"}  # every layer: all_layers
-    call, values = macro_call("head_consistency", {**consistency, "all_layers": True})
+    call, values = macro_call("receiver_head_delta_va", {"k": ALL_HEADS, **consistency,
+                                                        "all_layers": True})
     con.execute(
         "create or replace temp table report_head_consistency as "
-        "select consistency.layer, consistency.head, consistency.n_rollouts, "
-        "consistency.mean_delta_va_vert, consistency.sd_delta_va_vert, consistency.t_statistic, "
-        "consistency.share_same_sign, consistency.permutations, consistency.p_value, "
-        "consistency.p_value_fwer, "
-        "coalesce(consistency.p_value <= ?, false) as significant, "
-        "coalesce(consistency.p_value_fwer <= ?, false) as significant_fwer "
-        f"from {call} as consistency where consistency.model = ?",
+        "select heads.* exclude (model, tag), "
+        "coalesce(heads.p_value <= ?, false) as significant, "
+        "coalesce(heads.p_value_fwer <= ?, false) as significant_fwer "
+        f"from {call} as heads where heads.model = ?",
         [ALPHA, ALPHA, *values, model],
     )
-    head_map = frame(con, "select * from report_head_consistency order by layer, head")
+    head_map = frame(con, "select layer, head, n_rollouts, mean_delta_va_vert, sd_delta_va_vert, "
+                          "t_statistic, share_same_sign, permutations, p_value, p_value_fwer, "
+                          "significant, significant_fwer from report_head_consistency order by layer, head")
     top_heads = frame(
         con,
         "select * from report_head_consistency where p_value_fwer is not null "
         "order by p_value_fwer, abs(t_statistic) desc nulls last, layer, head limit ?",
         [TOP_CONSISTENT],
     )
-
-    # Every ranked head (k: all of them) for the map; the top RECEIVER_K carry their
-    # head_consistency row, exactly as receiver_head_delta_va(k := RECEIVER_K) would.
+    receiver_table = frame(con, "select * exclude (significant, significant_fwer) "
+                                "from report_head_consistency where rank <= ? order by rank", [RECEIVER_K])
     receivers = frame(
         con,
-        """
-        select
-            receivers.rank,
-            receivers.layer,
-            receivers.head,
-            receivers.mean_kurtosis,
-            receivers.n_rollouts as n_rollouts_kurtosis,
-            receivers.rank <= ? as is_receiver,
-            consistency.n_rollouts,
-            consistency.mean_delta_va_vert,
-            consistency.sd_delta_va_vert,
-            consistency.t_statistic,
-            consistency.share_same_sign,
-            consistency.p_value,
-            consistency.p_value_fwer,
-            consistency.significant_fwer
-        from receiver_heads(k := 2147483647) as receivers
-        left join report_head_consistency as consistency
-            on receivers.rank <= ?
-            and consistency.layer = receivers.layer
-            and consistency.head = receivers.head
-        where receivers.model = ?
-        order by receivers.rank
-        """,
-        [RECEIVER_K, RECEIVER_K, model],
+        "select ranked.rank, ranked.layer, ranked.head, ranked.mean_kurtosis, "
+        "ranked.n_rollouts as n_rollouts_kurtosis, ranked.rank <= ? as is_receiver, "
+        "heads.mean_delta_va_vert, heads.t_statistic, heads.p_value_fwer "
+        "from receiver_heads(k := ?) as ranked "
+        "left join report_head_consistency as heads on heads.rank = ranked.rank and ranked.rank <= ? "
+        "where ranked.model = ? order by ranked.rank",
+        [RECEIVER_K, ALL_HEADS, RECEIVER_K, model],
     )
     con.execute("drop table if exists report_head_consistency")
 
@@ -373,4 +435,5 @@ def load_head_statistics(con: duckdb.DuckDBPyConnection, params: ReportParams, m
     if tags.height:
         tags = tags.join(placebo, on="tag", how="left") if placebo.height else tags.with_columns(
             placebo_share_fwer_significant=None, placebo_top_p_value_fwer=None)
-    return {"head_map": head_map, "top_heads": top_heads, "receivers": receivers, "tags": tags}
+    return {"head_map": head_map, "top_heads": top_heads, "receivers": receivers,
+            "receiver_table": receiver_table, "tags": tags}

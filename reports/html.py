@@ -1,39 +1,80 @@
-"""Self-contained HTML pages: inlined Vega/Vega-Lite/vega-embed, specs as escaped JSON.
+"""HTML pages that work offline from disk, with shared assets written once per report.
 
-Pages work offline from disk: the JavaScript bundle shipped inside vl-convert-python is
-inlined (nothing is fetched from a CDN), and a Content-Security-Policy allows only the
-page's own two scripts (by hash) and no network access at all. Untrusted text (sentence
-text, rollout ids, tags) reaches a page in exactly two ways: ``html.escape`` for markup,
-and :func:`script_json` for the chart specs, which escapes ``<``, ``>``, ``&`` and
-U+2028/U+2029 so no string can close the ``<script>`` block that holds it.
+The JavaScript (Vega, Vega-Lite and vega-embed, shipped inside vl-convert-python: nothing
+is fetched from a CDN), the init script and the style sheet are files under ``assets/`` of
+the report (:func:`write_assets`), referenced by every page, so a page carries only its
+own text and chart data. A Content-Security-Policy allows scripts and styles from the
+report's own files only and no network access at all. Untrusted text (sentence text,
+rollout ids, tags) reaches a page in exactly two ways: ``html.escape`` for markup, and
+:func:`script_json` for the chart specs, which escapes ``<``, ``>``, ``&`` and
+U+2028/U+2029 so no string can close the ``<script>`` block that holds it (a JSON block,
+never executed).
 """
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
 import html
 import json
 import math
+from pathlib import Path
 
 import altair as alt
 import vl_convert
+
+from reports.files import write_atomic
+
+ASSETS_DIR = "assets"
+ASSET_FILES = ("vega-bundle.js", "report.js", "report.css")
 
 EMBED_OPTIONS = {"actions": {"export": True, "source": False, "compiled": False, "editor": False}}
 
 # Renders every chart of the page, then records the outcome on <body> for anyone
 # (a person, a test, a monitoring script) who wants to know the page is complete.
+# A table marked data-dataset (a rollout page's sentences) is also a dataset of the page's
+# charts, handed to every spec by name: the sentence texts are written once. Heatmaps drawn as
+# PNG (large ones) get hover detail from the sentence table and a click-to-zoom view.
 INIT_SCRIPT = """
 (function () {
-  const specs = JSON.parse(document.getElementById("report-specs").textContent);
-  const embedOptions = JSON.parse(document.getElementById("report-embed-options").textContent);
+  function json(id) {
+    const node = document.getElementById(id);
+    return node ? JSON.parse(node.textContent) : {};
+  }
+  const specs = json("report-specs");
+  const shared = {};
+  document.querySelectorAll("table[data-dataset]").forEach(function (table) {
+    shared[table.dataset.dataset] = Array.from(table.querySelectorAll("tbody tr")).map(function (tr) {
+      return {idx: Number(tr.id.slice(1)), text: tr.querySelector("td.text").textContent};
+    });
+  });
+  const embedOptions = json("report-embed-options");
   const jobs = Object.keys(specs).map(function (id) {
     const options = Object.assign({}, embedOptions, {renderer: specs[id].renderer});
-    return vegaEmbed("#" + id, specs[id].spec, options).catch(function (error) {
+    const spec = Object.assign({}, specs[id].spec);
+    spec.datasets = Object.assign({}, shared, spec.datasets || {});
+    return vegaEmbed("#" + id, spec, options).catch(function (error) {
       document.getElementById(id).textContent = "This chart could not be drawn: " + error;
       console.error(error);
       throw error;
+    });
+  });
+  function sentence(idx) {
+    const row = document.getElementById("s" + idx);
+    return row ? row.querySelector("td.text").textContent : "";
+  }
+  document.querySelectorAll("figure.raster").forEach(function (figure) {
+    const img = figure.querySelector("img");
+    const info = figure.querySelector(".hover");
+    const first = Number(figure.dataset.first), n = Number(figure.dataset.n);
+    img.addEventListener("click", function () { figure.classList.toggle("zoomed"); });
+    img.addEventListener("mousemove", function (event) {
+      const box = img.getBoundingClientRect();
+      const c = Math.floor((event.clientX - box.left) / box.width * n);
+      const r = Math.floor((event.clientY - box.top) / box.height * n);
+      if (c < 0 || r < 0 || c >= n || r >= n) { return; }
+      const i = first + r, j = first + c;
+      info.textContent = "source i = " + i + ": " + sentence(i) + "\\n" +
+        "target j = " + j + ": " + sentence(j) + (c > r ? "\\n(above the diagonal: 0)" : "");
     });
   });
   Promise.allSettled(jobs).then(function (results) {
@@ -60,6 +101,14 @@ tr.trimmed td { color: #94a3b8; }
 .chart { margin: 8px 0 4px; }
 .files a { margin-right: 12px; }
 code { background: #f1f5f9; padding: 0 3px; border-radius: 3px; }
+figure.raster { margin: 8px 0 4px; }
+figure.raster img { width: 460px; height: 460px; image-rendering: pixelated; cursor: zoom-in;
+                    border: 1px solid #e2e8f0; }
+figure.raster.zoomed { overflow: auto; max-width: 100%; max-height: 90vh; }
+figure.raster.zoomed img { width: auto; height: auto; zoom: 6; cursor: zoom-out; }
+figure.raster figcaption { font-weight: 600; }
+figure.raster .hover { white-space: pre-wrap; color: #334155; min-height: 3em; max-width: 760px; }
+.undefined { color: #64748b; }
 body #vg-tooltip-element table tr td.value { max-width: 520px; white-space: pre-wrap;
                                            word-break: break-word; }
 """
@@ -67,14 +116,22 @@ body #vg-tooltip-element table tr td.value { max-width: 520px; white-space: pre-
 
 @functools.cache
 def javascript_bundle() -> str:
-    """Vega, Vega-Lite and vega-embed as one inline script (from vl-convert, built once)."""
+    """Vega, Vega-Lite and vega-embed as one script (from vl-convert, built once)."""
     major_minor = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
     try:
-        bundle = vl_convert.javascript_bundle(vl_version=major_minor)
+        return vl_convert.javascript_bundle(vl_version=major_minor)
     except ValueError:  # a vl-convert without Altair's exact Vega-Lite version: its latest
-        bundle = vl_convert.javascript_bundle()
-    # Cannot happen in a JS bundle without a literal "</script", but must never break out.
-    return bundle.replace("</script", "<\\/script").replace("</SCRIPT", "<\\/SCRIPT")
+        return vl_convert.javascript_bundle()
+
+
+def write_assets(out: Path) -> list[Path]:
+    """The shared files every page references, written once per report under ``assets/``."""
+    folder = out / ASSETS_DIR
+    folder.mkdir(exist_ok=True)
+    contents = dict(zip(ASSET_FILES, (javascript_bundle(), INIT_SCRIPT, STYLE), strict=True))
+    for name, text in contents.items():
+        write_atomic(folder / name, text)
+    return [folder / name for name in ASSET_FILES]
 
 
 def script_json(value) -> str:
@@ -101,44 +158,44 @@ def esc(value) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _csp_hash(script: str) -> str:
-    digest = hashlib.sha256(script.encode("utf-8")).digest()
-    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
+# Scripts and styles from the report's own files only ('self'; 'file:' for pages opened
+# from disk, whose origin is opaque); Vega compiles expressions with Function() (unsafe-eval);
+# vega-embed and the tooltips set inline styles.
+CSP = "; ".join([
+    "default-src 'none'",
+    "script-src 'self' file: 'unsafe-eval'",
+    "style-src 'self' file: 'unsafe-inline'",
+    "img-src data: blob: 'self' file:",
+    "connect-src 'none'",
+    "font-src data:",
+])
 
 
-def page(title: str, body: str, charts: dict[str, tuple[dict, str]]) -> str:
+def page(title: str, body: str, charts: dict[str, tuple[dict, str]], *, root: str = "") -> str:
     """A complete HTML document.
 
     ``body`` is trusted markup built with :func:`esc`; ``charts`` maps a chart div id
-    (which the body must contain) to (Vega-Lite spec dict, renderer 'svg' or 'canvas').
+    (which the body must contain) to (Vega-Lite spec dict, renderer 'svg' or 'canvas');
+    ``root`` is the path from the page to the report's top directory ('' or '../').
     """
-    bundle = javascript_bundle()
     specs = {cid: {"spec": spec, "renderer": renderer} for cid, (spec, renderer) in charts.items()}
-    csp = "; ".join([
-        "default-src 'none'",
-        # the bundle and the init script, by hash; Vega compiles expressions with Function()
-        f"script-src {_csp_hash(bundle)} {_csp_hash(INIT_SCRIPT)} 'unsafe-eval'",
-        "style-src 'unsafe-inline'",
-        "img-src data: blob: 'self'",
-        "connect-src 'none'",
-        "font-src data:",
-    ])
+    assets = f"{root}{ASSETS_DIR}"
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{esc(csp)}">
+<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{esc(title)}</title>
 <link rel="icon" href="data:,">
-<style>{STYLE}</style>
-<script>{bundle}</script>
+<link rel="stylesheet" href="{assets}/report.css">
+<script src="{assets}/vega-bundle.js"></script>
 </head>
 <body>
 {body}
 <script type="application/json" id="report-specs">{script_json(specs)}</script>
 <script type="application/json" id="report-embed-options">{script_json(EMBED_OPTIONS)}</script>
-<script>{INIT_SCRIPT}</script>
+<script src="{assets}/report.js"></script>
 </body>
 </html>
 """
@@ -148,14 +205,17 @@ def chart_div(chart_id: str) -> str:
     return f'<div class="chart" id="{esc(chart_id)}"></div>'
 
 
-def table(headers: list[str], rows: list[list[tuple[str, str]]], row_classes: list[str] | None = None
-          ) -> str:
-    """An HTML table; each cell is (already escaped markup, css class)."""
+def table(headers: list[str], rows: list[list[tuple[str, str]]], row_classes: list[str] | None = None,
+          row_ids: list[str] | None = None, dataset: str | None = None) -> str:
+    """An HTML table; each cell is (already escaped markup, css class). ``dataset``: the
+    charts may read the table as a named dataset (rows ``s<idx>`` with a ``text`` cell)."""
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = []
     for k, row in enumerate(rows):
         cls = f' class="{esc(row_classes[k])}"' if row_classes and row_classes[k] else ""
+        cls += f' id="{esc(row_ids[k])}"' if row_ids else ""
         cells = "".join(f'<td class="{esc(c)}">{markup}</td>' if c else f"<td>{markup}</td>"
                         for markup, c in row)
         body.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    marked = f' data-dataset="{esc(dataset)}"' if dataset else ""
+    return f"<table{marked}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"

@@ -191,8 +191,8 @@ def test_pages_render_offline_and_untrusted_text_stays_text(tmp_path, browser):
     state = browser.load(page)
     browser.screenshot(tmp_path / "rollout.png")
     assert browser.problems() == []
-    assert state["failed"] == 0 and state["rendered"] == state["charts"] == 6  # 3 layers x 2
-    assert state["drawn"] == 6
+    assert state["failed"] == 0 and state["rendered"] == state["charts"] == 12  # (3 layers + 3 receivers) x 2
+    assert state["drawn"] == 12
     assert state["pwned"] is None and state["images"] == 0
     for text in HOSTILE:  # the sentence table shows the text literally
         assert text.replace("\u2028", "").replace("\u2029", "")[:30] in state["text"].replace(
@@ -203,6 +203,7 @@ def test_pages_render_offline_and_untrusted_text_stays_text(tmp_path, browser):
     # hostile sentence as text (vega-tooltip escapes it) and still nothing runs.
     point = browser.evaluate("""(() => {
         const marks = document.querySelectorAll('[id^="vert_"] svg .mark-symbol path');
+        marks[1].scrollIntoView({block: "center"});  // below the receiver-head charts
         const r = marks[1].getBoundingClientRect();   // sentence 2: a target, hostile text
         return [r.x + r.width / 2, r.y + r.height / 2];
     })()""")
@@ -214,3 +215,37 @@ def test_pages_render_offline_and_untrusted_text_stays_text(tmp_path, browser):
     assert HOSTILE[0] in tooltip
     assert browser.evaluate("window.__pwned === undefined") is True
     assert browser.problems() == []
+
+
+def test_large_heatmaps_load_as_png_with_hover_and_no_nan(tmp_path, browser):
+    """Above VEGA_MAX_SENTENCES the heatmaps are PNG files: they load under the page's CSP,
+    hover names both sentences, and no page's visible text says 'nan' (absent tag included)."""
+    import re
+
+    from reports.build import build_report
+    from reports.raster import VEGA_MAX_SENTENCES
+
+    n = VEGA_MAX_SENTENCES + 10
+    warehouse = make_warehouse(tmp_path / "wh", [("long", [f"Long sentence {i}." for i in range(n)],
+                                                  {4, 30})], n_layers=2, n_heads=2)
+    result = build_report(warehouse, tmp_path / "out", png=False, permutations=10)
+    state = browser.load(result.out_dir / "long" / "index.html")
+    assert browser.problems() == []
+    assert state["failed"] == 0 and state["images"] == 1 + 3  # layer 0 (L = 2), 3 receiver heads
+    assert browser.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+    box = browser.evaluate("""(() => {
+        const img = document.querySelector('figure.raster img');
+        img.scrollIntoView({block: "center"});
+        const r = img.getBoundingClientRect();
+        return [r.x + r.width * 0.25, r.y + r.height * 0.75];
+    })()""")
+    browser.call("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": box[0], "y": box[1]})
+    time.sleep(0.2)
+    hover = browser.evaluate("document.querySelector('figure.raster .hover').innerText")
+    assert re.search(r"source i = \d+: Long sentence \d+\.", hover) and "target j = " in hover
+    absent = build_report(warehouse, tmp_path / "absent", png=False, permutations=10, tag="missing")
+    for page in [absent.index_path, absent.out_dir / "heads.html", absent.out_dir / "long" / "index.html",
+                 result.index_path]:
+        text = browser.load(page)["text"]
+        assert browser.problems() == []
+        assert "nan" not in re.findall(r"[a-z]+", text.lower()), page

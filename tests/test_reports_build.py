@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -91,9 +92,13 @@ def test_writes_every_file(built):
     assert f'href="{names["problem_9_va_00"]}/index.html"' in index
     for page in [result.index_path, *out.glob("*/index.html")]:
         text = page.read_text()
-        # self-contained: no external script, style or image, whatever the bundle mentions
-        assert "<script src" not in text and "<link rel=\"stylesheet\"" not in text
-        assert "vegaEmbed" in text and "Content-Security-Policy" in text
+        # offline: the scripts and the style sheet are the report's own shared files
+        root = "" if page.parent == out else "../"
+        assert re.findall(r'<script src="([^"]*)"', text) == [f"{root}assets/vega-bundle.js",
+                                                              f"{root}assets/report.js"]
+        assert re.findall(r'<link rel="stylesheet" href="([^"]*)"', text) == [f"{root}assets/report.css"]
+        assert "Content-Security-Policy" in text and "://" not in text.split("<body>")[0]
+    assert "vegaEmbed" in (out / "assets" / "report.js").read_text()
     assert not list(out.parent.glob(".out.tmp-*"))
     assert '<a href="heads.html">' in index
     for name in ("head_map", "receiver_map", "tag_comparison"):
@@ -150,10 +155,11 @@ def test_untrusted_text_is_escaped(built):
     assert "&lt;/script&gt;&lt;img src=x onerror=&quot;window.__pwned" in text
     assert "\\u003cscript\\u003ewindow.__pwned" in text
     assert "\\u003cimg src=x" in text
-    body = text.split("<body>")[1]  # (the inlined library in <head> mentions "<img" itself)
+    body = text.split("<body>")[1]
     assert "<img" not in body and "window.__pwned = 'script'</script>" not in body
-    assert "\u2028" not in body and "\u2029" not in body
-    assert text.count("<script") == 4  # bundle, two JSON blocks, init
+    blocks = re.findall(r'<script type="application/json" id="[^"]*">(.*?)</script>', body, re.S)
+    assert len(blocks) == 2 and not any("\u2028" in b or "\u2029" in b for b in blocks)
+    assert text.count("<script") == 4  # bundle and init (shared files), two JSON blocks
     assert "&lt;b&gt;id&lt;/b&gt;" in text and "<b>id</b>" not in text
     index = result.index_path.read_text()
     assert "<b>id</b>" not in index and "&lt;b&gt;id&lt;/b&gt;" in index
@@ -358,8 +364,8 @@ def test_heads_page_shows_the_sql_statistics(built):
 
 
 def test_receiver_heads_equal_the_macro(built):
-    """The report joins receiver_heads with its own head_consistency table: the same rows as
-    receiver_head_delta_va, without running the permutations twice."""
+    """The receiver table is receiver_head_delta_va as the macro gives it, with the report's
+    parameters; the receiver map's top heads carry its numbers."""
     from polars.testing import assert_frame_equal
 
     from reports.data import RECEIVER_K, ReportParams, frame, load_report_data
@@ -368,11 +374,14 @@ def test_receiver_heads_equal_the_macro(built):
     with warehouse.connect(read_only=True) as con:
         data = load_report_data(con, ReportParams(permutations=PERMUTATIONS, seed=SEED, trim=False,
                                                   proximity_ignore=2))
-        expected = frame(con, "select * exclude (tag, model, permutations) from receiver_head_delta_va("
+        expected = frame(con, "select * exclude (tag, model) from receiver_head_delta_va("
                               "k := ?, permutations := ?, seed := ?, trim := false, proximity_ignore := 2) "
                               "order by rank", [RECEIVER_K, PERMUTATIONS, SEED])
-    mine = data.receivers.filter(data.receivers["is_receiver"]).select(expected.columns)
-    assert_frame_equal(mine, expected, check_dtypes=False)
+    assert_frame_equal(data.receiver_table, expected, check_dtypes=False)
+    # the map's receiver heads carry the table's numbers
+    columns = ["rank", "layer", "head", "mean_kurtosis", "mean_delta_va_vert", "t_statistic", "p_value_fwer"]
+    mine = data.receivers.filter(data.receivers["is_receiver"]).select(columns)
+    assert_frame_equal(mine, expected.select(columns), check_dtypes=False)
 
 
 def test_permutations_and_seed_are_parameters_of_the_report(tmp_path):
