@@ -22,6 +22,7 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from grid import add_grid_arguments  # noqa: E402
 from sql_ranking import build  # noqa: E402
 
 import sql  # noqa: E402
@@ -50,10 +51,7 @@ def timed(con, query: str) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rollouts", type=int, default=5)
-    parser.add_argument("--layers", type=int, default=36)
-    parser.add_argument("--heads", type=int, default=32)
-    parser.add_argument("--sentences", type=int, default=150)
+    add_grid_arguments(parser, rollouts=5, sentences=150)
     parser.add_argument("--permutations", type=int, default=1000)
     args = parser.parse_args()
     con = duckdb.connect()

@@ -37,14 +37,8 @@ QWEN3_4B = dict(
     hidden_size=2560,
     intermediate_size=9728,
 )
-SMALL = dict(
-    num_hidden_layers=2,
-    num_attention_heads=8,
-    num_key_value_heads=2,
-    head_dim=16,
-    hidden_size=64,
-    intermediate_size=128,
-)
+SMALL = dict(num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=2, head_dim=16,
+             hidden_size=64, intermediate_size=128)
 
 
 def build_model(dims: dict, device, dtype):

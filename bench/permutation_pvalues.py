@@ -30,6 +30,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
+from grid import add_grid_arguments  # noqa: E402
 from sql_ranking import build  # noqa: E402
 
 import sql  # noqa: E402
@@ -44,10 +45,7 @@ def timed(con: duckdb.DuckDBPyConnection, query: str) -> tuple[float, int]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rollouts", type=int, default=10)
-    parser.add_argument("--layers", type=int, default=36)
-    parser.add_argument("--heads", type=int, default=32)
-    parser.add_argument("--sentences", type=int, default=30)
+    add_grid_arguments(parser, rollouts=10, sentences=30)
     parser.add_argument("--permutations", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="DuckDB threads (default: all cores)")

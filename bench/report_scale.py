@@ -23,6 +23,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from grid import add_grid_arguments  # noqa: E402
 
 TAGS = ["verbalized_evaluation_awareness", "plan_generation", "active_computation",
         "uncertainty_management", "result_consolidation"]
@@ -101,8 +104,7 @@ def render_seconds(page: Path) -> tuple[float, int]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rollouts", default="5,20,100", help="comma-separated report sizes")
-    parser.add_argument("--layers", type=int, default=36)
-    parser.add_argument("--heads", type=int, default=32)
+    add_grid_arguments(parser)
     parser.add_argument("--min-sentences", type=int, default=100)
     parser.add_argument("--max-sentences", type=int, default=250)
     parser.add_argument("--permutations", type=int, default=1000)

@@ -8,6 +8,7 @@ cell, all in one run (bench/store_queries.py).
 
     python bench/scale_store.py                 # all 20 traces (CPU: tens of minutes)
     python bench/scale_store.py --limit 5       # the 5 shortest traces
+    python bench/scale_store.py --out /tmp/wh   # keep the warehouse; a re-run resumes it
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from grid import add_grid_arguments  # noqa: E402
 from store_queries import directory_bytes, report  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "rollouts" / "math"
@@ -38,8 +40,9 @@ def traces(limit: int | None) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="only the N shortest traces")
-    parser.add_argument("--layers", type=int, default=36)
-    parser.add_argument("--heads", type=int, default=32)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="keep the model and warehouse here (a re-run ingests only what is missing)")
+    add_grid_arguments(parser)
     args = parser.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"shared math traces not found at {SHARED}")
@@ -48,15 +51,18 @@ def main() -> None:
     from ingest.tiny_model import write_tiny_qwen3
     from warehouse.store import Warehouse
 
-    tmp = Path(tempfile.mkdtemp(prefix="va-scale-"))
+    tmp = args.out or Path(tempfile.mkdtemp(prefix="va-scale-"))
     try:
         root = tmp / "root"
+        shutil.rmtree(root, ignore_errors=True)
         for trace in traces(args.limit):
             target = root / trace.relative_to(SHARED)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.symlink_to(trace, target_is_directory=True)
-        model = write_tiny_qwen3(tmp / "model", n_layers=args.layers, n_heads=args.heads,
-                                 n_kv_heads=max(1, args.heads // 4), hidden_size=64, head_dim=16)
+        model = tmp / "model"
+        if not (model / "config.json").exists():
+            write_tiny_qwen3(model, n_layers=args.layers, n_heads=args.heads,
+                             n_kv_heads=max(1, args.heads // 4), hidden_size=64, head_dim=16)
         warehouse = Warehouse(tmp / "wh")
         started = time.perf_counter()
         summary = ingest([str(root)], warehouse, IngestOptions(model=str(model), progress=False),
@@ -67,8 +73,9 @@ def main() -> None:
             longest = con.execute("select max(n_sentences) from rollouts").fetchone()[0]
             kept = con.execute("select count(*) from kept_scores").fetchone()[0]
         size = directory_bytes(warehouse.dir)
-        n = len(summary.ingested)
-        print(f"{n} traces ingested in {seconds:.0f} s ({summary.n_tokens:,} tokens), "
+        n = len(summary.ingested) + len(summary.skipped)
+        print(f"{n} traces ({len(summary.ingested)} ingested now) in {seconds:.0f} s "
+              f"({summary.n_tokens:,} tokens), "
               f"{args.layers} x {args.heads} heads, longest {longest} sentences")
         print(f"{cells:,} cells, {kept:,} kept score rows; warehouse directory {size / 2**20:.1f} "
               f"MiB = {size / cells:.2f} bytes per cell (Parquet attention "
@@ -77,7 +84,8 @@ def main() -> None:
         with warehouse.connect(read_only=True) as con:
             report(con, n)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.out is None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from grid import add_grid_arguments  # noqa: E402
 from store_queries import best_of, directory_bytes, report  # noqa: E402
 
 from warehouse.store import ModelInfo, RolloutRecord, Warehouse  # noqa: E402
@@ -199,10 +200,7 @@ def thousand(warehouse: Warehouse, target: Path, copies: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rollouts", type=int, default=4)
-    parser.add_argument("--layers", type=int, default=36)
-    parser.add_argument("--heads", type=int, default=32)
-    parser.add_argument("--sentences", type=int, default=250)
+    add_grid_arguments(parser, rollouts=4, sentences=250)
     parser.add_argument("--thousand", type=int, default=1000, help="rollouts of the kept-only run")
     parser.add_argument("--small", action="store_true", help="2 rollouts x 8 layers x 4 heads x 30")
     args = parser.parse_args()

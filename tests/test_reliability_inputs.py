@@ -166,17 +166,24 @@ def test_empty_root(setup, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("no rollouts here")
-    before = table_checksums(wh)
     expected = (f"root '{empty}' holds no rollout directory (a directory with chunks.json or "
                 "chunks_labeled.json)")
-    stopped = cli("load", str(root), str(empty), "--warehouse", str(wh))
-    assert (stopped.exit_code, stopped.stderr) == (1, f"Error: {expected}\n")
-    assert table_checksums(wh) == before
-    kept = cli("load", str(root), str(empty), "--keep-going", "--warehouse", str(wh))
-    assert kept.exit_code == 1
-    assert f"failed: {expected}" in kept.stdout.splitlines()
+    before, kept = stops_then_fails_alone(wh, [root, empty], expected)
     assert "2 ingested, 0 skipped (unchanged), 1 failed" in kept.stdout
     assert_holds_before_plus(wh, before, GOOD)
+
+
+def stops_then_fails_alone(wh, roots, expected: str):
+    """`load` of these roots stops with ``expected`` and changes nothing; with --keep-going
+    it lists ``expected`` as failed. Returns (checksums before, the --keep-going result)."""
+    before = table_checksums(wh)
+    stopped = cli("load", *map(str, roots), "--warehouse", str(wh))
+    assert (stopped.exit_code, stopped.stderr) == (1, f"Error: {expected}\n")
+    assert table_checksums(wh) == before
+    kept = cli("load", *map(str, roots), "--keep-going", "--warehouse", str(wh))
+    assert kept.exit_code == 1
+    assert f"failed: {expected}" in kept.stdout.splitlines()
+    return before, kept
 
 
 def test_missing_root(setup, tmp_path):
@@ -190,15 +197,9 @@ def test_two_roots_hold_the_same_rollout_id(setup, tmp_path):
     other = tmp_path / "other"
     good_rollout(root, "m_dup")
     good_rollout(other, "m_dup")
-    before = table_checksums(wh)
     expected = (f"rollout id 'm_dup' is held by two roots: {root / 'm_dup'} and {other / 'm_dup'}; "
                 "load them into separate warehouses or pass roots whose relative paths differ")
-    stopped = cli("load", str(root), str(other), "--warehouse", str(wh))
-    assert (stopped.exit_code, stopped.stderr) == (1, f"Error: {expected}\n")
-    assert table_checksums(wh) == before
-    kept = cli("load", str(root), str(other), "--keep-going", "--warehouse", str(wh))
-    assert kept.exit_code == 1
-    assert f"failed: {expected}" in kept.stdout.splitlines()
+    before, _kept = stops_then_fails_alone(wh, [root, other], expected)
     assert_holds_before_plus(wh, before, GOOD)  # neither copy: which one is meant is unknown
 
 

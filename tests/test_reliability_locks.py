@@ -21,15 +21,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from test_reliability_support import (
-    CLI,
-    assert_consistent,
-    cli,
-    good_rollout,
-    rollout_ids,
-    subprocess_env,
-    table_checksums,
-)
+import test_reliability_support as support
 
 LOCKED = re.compile(r"^Error: (?P<db>\S+) is locked by (?P<who>.+) \(PID (?P<pid>\d+)\), still after "
                     r"(?P<wait>\d+) s\. DuckDB lets one process open the file read-write or any number "
@@ -47,9 +39,9 @@ def base(tmp_path_factory, tiny_model_dir):
     torch.set_num_threads(1)
     base = tmp_path_factory.mktemp("locks")
     for name in ("r1", "r2"):
-        good_rollout(base / "root", name, n=4)
-    result = cli("ingest", str(base / "root"), "--pattern", "r1", "--checkpoint", str(tiny_model_dir),
-                 "--no-progress", "--warehouse", str(base / "wh"))
+        support.good_rollout(base / "root", name, n=4)
+    result = support.cli("ingest", str(base / "root"), "--pattern", "r1", "--checkpoint", str(tiny_model_dir),
+                         "--no-progress", "--warehouse", str(base / "wh"))
     assert result.exit_code == 0, result.output
     yield base
     torch.set_num_threads(threads)
@@ -96,8 +88,8 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def run_ingest(base: Path, wh: Path, model_dir, *extra: str):
-    return cli("ingest", str(base / "root"), "--checkpoint", str(model_dir), "--no-progress",
-               "--warehouse", str(wh), *extra)
+    return support.cli("ingest", str(base / "root"), "--checkpoint", str(model_dir), "--no-progress",
+                       "--warehouse", str(wh), *extra)
 
 
 def test_ingest_waits_for_a_writer_that_lets_go(base, wh, tiny_model_dir):
@@ -112,12 +104,12 @@ def test_ingest_waits_for_a_writer_that_lets_go(base, wh, tiny_model_dir):
     assert result.exit_code == 0, result.output
     assert waited >= 1.0
     assert result.stdout.splitlines()[-1].startswith("1 ingested, 1 skipped (unchanged), 0 failed")
-    assert_consistent(wh, no_orphans=True)
+    support.assert_consistent(wh, no_orphans=True)
 
 
 @pytest.mark.parametrize("holder_kind", ["python read-write", "python read-only", "duckdb shell -readonly"])
 def test_ingest_gives_up_naming_the_holder_and_changes_nothing(base, wh, tiny_model_dir, holder_kind):
-    before = table_checksums(wh)
+    before = support.table_checksums(wh)
     db = wh / "va.duckdb"
     if holder_kind == "duckdb shell -readonly":
         holder = duckdb_shell(db)
@@ -139,8 +131,8 @@ def test_ingest_gives_up_naming_the_holder_and_changes_nothing(base, wh, tiny_mo
         assert match["who"].endswith("duckdb")  # the shell binary (its launcher's child)
     else:
         assert (match["pid"], match["who"]) == (str(holder.pid), os.path.realpath(sys.executable))
-    assert table_checksums(wh) == before
-    assert_consistent(wh, no_orphans=holder_kind == "python read-write")  # queued files stay
+    assert support.table_checksums(wh) == before
+    support.assert_consistent(wh, no_orphans=holder_kind == "python read-write")  # queued files stay
 
 
 def wait_stopped(proc: subprocess.Popen, timeout: float = 180) -> None:
@@ -163,16 +155,16 @@ def test_a_shell_open_during_the_model_pass_only_defers_the_commits(base, wh, ti
     it and stays: the model pass goes on (r2's attention file appears), the commits wait,
     and when the shell quits they are made and the run succeeds."""
     proc = subprocess.Popen(
-        [*CLI, "ingest", str(base / "root"), "--checkpoint", str(tiny_model_dir), "--no-progress",
+        [*support.CLI, "ingest", str(base / "root"), "--checkpoint", str(tiny_model_dir), "--no-progress",
          "--force", "--lock-wait", "60", "--warehouse", str(wh)],
-        env=subprocess_env(VA_WAREHOUSE_CRASH_AT="model_pass@1", VA_WAREHOUSE_CRASH_SIGNAL="SIGSTOP"),
+        env=support.subprocess_env(VA_WAREHOUSE_CRASH_AT="model_pass@1", VA_WAREHOUSE_CRASH_SIGNAL="SIGSTOP"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_stopped(proc)
         with duckdb.connect(str(wh / "va.duckdb"), read_only=True) as reader:  # no waiting
             assert reader.execute("select outcome from ingest_log order by started_at desc "
                                   "limit 1").fetchone() == ("running",)
-        status = cli("status", "--warehouse", str(wh), "--lock-wait", "0")
+        status = support.cli("status", "--warehouse", str(wh), "--lock-wait", "0")
         assert status.exit_code == 0 and "running or interrupted" in status.stdout
         shell = duckdb_shell(wh / "va.duckdb")
         try:
@@ -196,8 +188,8 @@ def test_a_shell_open_during_the_model_pass_only_defers_the_commits(base, wh, ti
     assert proc.returncode == 0, stderr
     assert stdout.splitlines()[0].startswith(f"note: {wh / 'va.duckdb'} is open in another process")
     assert stdout.splitlines()[-1].startswith("2 ingested, 0 skipped (unchanged), 0 failed")
-    assert_consistent(wh, no_orphans=True)
-    assert rollout_ids(wh) == {"r1", "r2"}
+    support.assert_consistent(wh, no_orphans=True)
+    assert support.rollout_ids(wh) == {"r1", "r2"}
 
 
 def test_a_writer_that_keeps_the_file_past_the_model_pass_is_named(base, wh, tiny_model_dir,
@@ -213,7 +205,7 @@ def test_a_writer_that_keeps_the_file_past_the_model_pass_is_named(base, wh, tin
             holders.append(hold(wh / "va.duckdb", read_only=False, seconds=60))
 
     monkeypatch.setattr(pipeline, "crash_point", start_holder_at_model_pass)
-    before = table_checksums(wh)
+    before = support.table_checksums(wh)
     try:
         result = run_ingest(base, wh, tiny_model_dir, "--force", "--lock-wait", "1")
     finally:
@@ -223,11 +215,11 @@ def test_a_writer_that_keeps_the_file_past_the_model_pass_is_named(base, wh, tin
     match = LOCKED.match(result.stderr)
     assert match, result.stderr
     assert match["pid"] == str(holders[0].pid)
-    assert table_checksums(wh) == before
-    assert_consistent(wh)  # the computed files are orphans, removed by the next writer
+    assert support.table_checksums(wh) == before
+    support.assert_consistent(wh)  # the computed files are orphans, removed by the next writer
     rerun = run_ingest(base, wh, tiny_model_dir)
     assert rerun.exit_code == 0, rerun.output
-    assert_consistent(wh, no_orphans=True)
+    support.assert_consistent(wh, no_orphans=True)
 
 
 def test_report_reads_beside_a_shell_waits_for_a_writer_or_names_it(base, wh, tmp_path):
@@ -237,7 +229,7 @@ def test_report_reads_beside_a_shell_waits_for_a_writer_or_names_it(base, wh, tm
     args = ["report", "--warehouse", str(wh), "--out", str(out), "--permutations", "0"]
     shell = duckdb_shell(wh / "va.duckdb")
     try:
-        built = cli(*args, "--lock-wait", "0")
+        built = support.cli(*args, "--lock-wait", "0")
     finally:
         stop(shell)
     assert built.exit_code == 0, built.output
@@ -245,7 +237,7 @@ def test_report_reads_beside_a_shell_waits_for_a_writer_or_names_it(base, wh, tm
 
     holder = hold(wh / "va.duckdb", read_only=False, seconds=60)
     try:
-        refused = cli(*args, "--lock-wait", "1")
+        refused = support.cli(*args, "--lock-wait", "1")
     finally:
         stop(holder)
     assert refused.exit_code == 1
@@ -255,7 +247,7 @@ def test_report_reads_beside_a_shell_waits_for_a_writer_or_names_it(base, wh, tm
     holder = hold(wh / "va.duckdb", read_only=False, seconds=1.5)
     try:
         started = time.monotonic()
-        waited = cli(*args, "--lock-wait", "60")
+        waited = support.cli(*args, "--lock-wait", "60")
         assert time.monotonic() - started >= 1.0
     finally:
         stop(holder)

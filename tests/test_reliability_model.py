@@ -10,21 +10,13 @@ import sys
 import textwrap
 
 import pytest
-from test_reliability_support import (
-    ROOT,
-    assert_consistent,
-    cli,
-    good_rollout,
-    rollout_ids,
-    subprocess_env,
-    table_checksums,
-)
+import test_reliability_support as support
 
 
 @pytest.fixture
 def root(tmp_path):
-    good_rollout(tmp_path / "root", "r_short", n=3)
-    good_rollout(tmp_path / "root", "r_long", n=30)
+    support.good_rollout(tmp_path / "root", "r_short", n=3)
+    support.good_rollout(tmp_path / "root", "r_long", n=30)
     return tmp_path / "root"
 
 
@@ -40,7 +32,7 @@ def offline(monkeypatch):
 def test_unknown_model_id_offline(root, tmp_path, offline):
     wh = tmp_path / "wh"
     args = ["ingest", str(root), "--checkpoint", "no-such-org/no-such-model", "--warehouse", str(wh)]
-    result = cli(*args)
+    result = support.cli(*args)
     assert result.exit_code == 1
     assert result.stderr == (
         "Error: model 'no-such-org/no-such-model' is not a local directory and not in the local "
@@ -48,7 +40,7 @@ def test_unknown_model_id_offline(root, tmp_path, offline):
         "directory, or set HF_HOME to a cache that holds it, or download it once with network "
         "access (`hf download no-such-org/no-such-model`)\n")
     assert not wh.exists()  # refused before the warehouse was touched
-    debug = cli(*args, "--debug")
+    debug = support.cli(*args, "--debug")
     assert debug.exit_code == 1
     assert "Traceback (most recent call last)" in debug.stderr and "ModelLoadError" in debug.stderr
 
@@ -67,15 +59,16 @@ def test_model_without_the_attention_interface(root, tmp_path, offline, config, 
     model_dir.mkdir()
     (model_dir / "config.json").write_text(json.dumps(config))
     wh = tmp_path / "wh"
-    assert cli("load", str(root), "--warehouse", str(wh)).exit_code == 0
-    before = table_checksums(wh)
-    result = cli("ingest", str(root), "--checkpoint", str(model_dir), "--no-progress", "--warehouse", str(wh))
+    assert support.cli("load", str(root), "--warehouse", str(wh)).exit_code == 0
+    before = support.table_checksums(wh)
+    result = support.cli("ingest", str(root), "--checkpoint", str(model_dir), "--no-progress",
+                         "--warehouse", str(wh))
     assert result.exit_code == 1
     assert result.stderr == (
         f"Error: model '{model_dir}' ({class_name}) does not compute attention through transformers' "
         "AttentionInterface, so the fused capture cannot see its attention: use a model class that "
         "supports attention backends (e.g. Qwen3, Llama, Mistral, Qwen2)\n")
-    assert table_checksums(wh) == before
+    assert support.table_checksums(wh) == before
 
 
 def fake_oom_above(monkeypatch, max_tokens: int):
@@ -106,25 +99,25 @@ def test_out_of_memory_on_a_long_trace(root, tmp_path, tiny_model_dir, monkeypat
                "{n} tokens with query_block=64 on cpu: try a smaller query block, the CPU "
                "(device='cpu'), or dtype='bfloat16'")
 
-    stopped = cli(*args)
+    stopped = support.cli(*args)
     assert stopped.exit_code == 1
     assert stopped.stdout == ""
     n_tokens = stopped.stderr.split("capturing attention for ")[1].split()[0]
     assert int(n_tokens) > 100
     assert stopped.stderr == f"Error: {message.format(n=n_tokens)}\n"
-    assert rollout_ids(wh) == set()
+    assert support.rollout_ids(wh) == set()
 
-    debug = cli(*args, "--debug")
+    debug = support.cli(*args, "--debug")
     assert debug.exit_code == 1
     assert "Traceback (most recent call last)" in debug.stderr
     assert "torch.OutOfMemoryError: CUDA out of memory" in debug.stderr
     assert debug.stderr.endswith(f"Error: {message.format(n=n_tokens)}\n")
 
-    kept = cli(*args, "--keep-going")
+    kept = support.cli(*args, "--keep-going")
     assert kept.exit_code == 1
     assert f"failed: {message.format(n=n_tokens)}" in kept.stdout.splitlines()
     assert kept.stdout.splitlines()[-1].startswith("1 ingested, 0 skipped (unchanged), 1 failed")
-    info = assert_consistent(wh, no_orphans=True)
+    info = support.assert_consistent(wh, no_orphans=True)
     assert info["attention"] == {("tiny-qwen3", "r_short")}
 
 
@@ -141,10 +134,10 @@ def test_quick_description_equals_the_full_one(tiny_model_dir):
 
 def test_an_ingest_with_nothing_to_compute_never_imports_torch(tmp_path, tiny_model_dir):
     """Every rollout current: the run reads config.json, not torch (seconds saved per run)."""
-    good_rollout(tmp_path / "root", "r1", n=3)
+    support.good_rollout(tmp_path / "root", "r1", n=3)
     wh = tmp_path / "wh"
-    first = cli("ingest", str(tmp_path / "root"), "--checkpoint", str(tiny_model_dir), "--no-progress",
-                "--warehouse", str(wh))
+    first = support.cli("ingest", str(tmp_path / "root"), "--checkpoint", str(tiny_model_dir),
+                        "--no-progress", "--warehouse", str(wh))
     assert first.exit_code == 0, first.output
     script = textwrap.dedent(f"""
         import sys
@@ -155,5 +148,5 @@ def test_an_ingest_with_nothing_to_compute_never_imports_torch(tmp_path, tiny_mo
         assert summary.skipped == ["r1"], summary
         assert "torch" not in sys.modules and "transformers" not in sys.modules
     """)
-    subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT, env=subprocess_env(),
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=support.ROOT, env=support.subprocess_env(),
                    timeout=120)

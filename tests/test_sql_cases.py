@@ -58,9 +58,14 @@ def embed(B: np.ndarray, first: float = 0.3, last: float = 0.1) -> np.ndarray:
     return np.tril(A)
 
 
-def test_vertical_scores_by_hand(warehouse):  # noqa: F811
+def records_of_b5(warehouse, query: str) -> list[dict]:  # noqa: F811
+    """The rows of ``query`` over one rollout holding B5 (targets M5) in layer 0, head 0."""
     load(warehouse, [Rollout("p/x", {(0, 0): as_float32(B5)}, M5)], 1, 1)
-    rows = records(
+    return records(warehouse, query)
+
+
+def test_vertical_scores_by_hand(warehouse):  # noqa: F811
+    rows = records_of_b5(
         warehouse,
         "select c, idx, is_target, vertical_score, n_valid_rows from vertical_scores("
         "proximity_ignore := 1, trim := false, all_layers := true) order by c",
@@ -96,8 +101,7 @@ def test_head_stats_by_hand(warehouse, trim):  # noqa: F811
 
 
 def test_raw_median_scores(warehouse):  # noqa: F811
-    load(warehouse, [Rollout("p/x", {(0, 0): as_float32(B5)}, M5)], 1, 1)
-    rows = records(
+    rows = records_of_b5(
         warehouse,
         "select vertical_score from vertical_scores(proximity_ignore := 0, control_depth := false,"
         " score_type := 'median', trim := false, all_layers := true) order by c",

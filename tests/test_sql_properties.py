@@ -100,13 +100,19 @@ SETTINGS = settings(
 )
 
 
-@SETTINGS
-@given(warehouses())
-def test_metrics_match_reference(case):
+def loaded(case):
+    """A connection holding the case's rollouts, and the NumPy reference of its metrics."""
     n_layers, n_heads, rollouts, params = case
     c = con()
     load(c, rollouts, n_layers, n_heads)
     stats, scores = reference_stats(rollouts, params)
+    return c, n_layers, rollouts, params, stats, scores
+
+
+@SETTINGS
+@given(warehouses())
+def test_metrics_match_reference(case):
+    c, n_layers, rollouts, params, stats, scores = loaded(case)
 
     # §5 vertical scores, one row per analysed column
     rows = records(c, call("vertical_scores", params, all_layers=True))
@@ -169,10 +175,7 @@ def test_metrics_match_reference(case):
 @SETTINGS
 @given(warehouses())
 def test_kurtosis_matches_scipy(case):
-    n_layers, n_heads, rollouts, params = case
-    c = con()
-    load(c, rollouts, n_layers, n_heads)
-    _, scores = reference_stats(rollouts, params)
+    c, _n_layers, rollouts, params, _stats, scores = loaded(case)
     rows = records(c, call("receiver_head_kurtosis", params))
     assert len(rows) == len(scores)
     for row in rows:

@@ -6,9 +6,8 @@ import hashlib
 
 import numpy as np
 import pytest
-import stats_reference as sref
 from sql_fixtures import TAG, load, records, warehouse  # noqa: F401
-from test_stats_permutations import plant, random_rollouts
+from test_stats_permutations import assert_uniform_orders, plant, random_rollouts
 
 PLACEBO = f"placebo:{TAG}"
 
@@ -121,12 +120,4 @@ def test_uniform_reference_still_holds_for_column_order(planted):
         "select rollout_id, permutation, position, c from column_permutations("
         "permutations := 3, seed := 5, null_model := 'uniform') order by all",
     )
-    rollout = rollouts[0]
-    for k in range(1, 4):
-        got = sorted(
-            (r["position"], r["c"])
-            for r in rows
-            if r["rollout_id"] == rollout.rollout_id and r["permutation"] == k
-        )
-        expected = sref.permutation_order(5, k, rollout.rollout_id, [c + 1 for c in range(14)])
-        assert [c for _, c in got] == expected
+    assert_uniform_orders(rows, rollouts[0], seed=5, permutations=3, n_scored=14)

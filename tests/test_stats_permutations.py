@@ -48,6 +48,19 @@ def plant(rollouts: list[Rollout], layer: int, head: int, extra: float = 0.6) ->
         rollout.matrices[(layer, head)] = as_float32(matrix)
 
 
+def assert_uniform_orders(rows, rollout: Rollout, *, seed: int, permutations: int, n_scored: int) -> None:
+    """column_permutations rows of the 'uniform' null put the rollout's scored columns in
+    the reference order of every permutation k = 1..permutations (stats_reference)."""
+    for k in range(1, permutations + 1):
+        got = sorted(
+            (r["position"], r["c"])
+            for r in rows
+            if r["rollout_id"] == rollout.rollout_id and r["permutation"] == k
+        )
+        expected = sref.permutation_order(seed, k, rollout.rollout_id, [c + 1 for c in range(n_scored)])
+        assert [c for _, c in got] == expected
+
+
 def test_column_permutations_match_reference(warehouse):  # noqa: F811
     rng = np.random.default_rng(1)
     rollouts = random_rollouts(rng, 2, 12, 1, 1)
@@ -61,14 +74,8 @@ def test_column_permutations_match_reference(warehouse):  # noqa: F811
     for rollout in rollouts:
         for k in range(1, 6):
             got = [r["c"] for r in rows if r["rollout_id"] == rollout.rollout_id and r["permutation"] == k]
-            got_positions = sorted(
-                (r["position"], r["c"])
-                for r in rows
-                if r["rollout_id"] == rollout.rollout_id and r["permutation"] == k
-            )
-            expected = sref.permutation_order(3, k, rollout.rollout_id, [c + 1 for c in range(6)])
-            assert [c for _, c in got_positions] == expected
             assert sorted(got) == list(range(6))
+        assert_uniform_orders(rows, rollout, seed=3, permutations=5, n_scored=6)
 
 
 @pytest.mark.parametrize(("control_depth", "trim", "proximity_ignore"), [(True, True, 4), (False, False, 2)])
