@@ -83,7 +83,7 @@ def commit_rate(trace: Path, n_rollouts: int, layers: int, heads: int, directory
         for k in range(n_rollouts):
             rid = f"{record.rollout_id}-{k}"
             started = time.perf_counter()
-            writer = warehouse.attention_writer(info, rid, n)
+            writer = warehouse.attention_writer(info, rid, n, record.tags)
             with writer:
                 for layer in range(layers):
                     writer.add_layer(layer, mats)

@@ -18,7 +18,7 @@ from test_reliability_support import TAG, assert_consistent, connect, table_chec
 
 from ingest.pipeline import load, to_record
 from ingest.rollouts import DiscoveryError, RolloutError, load_all
-from warehouse.store import _rollout_tables
+from warehouse.tables import rollout_tables
 
 MAX_SENTENCE_CHARS = 40  # low, so that the limit is hit too
 
@@ -109,7 +109,7 @@ def test_loader_raises_only_its_own_errors(rollouts):
         for rollout in result.rollouts:
             assert all(isinstance(s, str) and len(s) <= MAX_SENTENCE_CHARS for s in rollout.sentences)
             assert len(rollout.tags) == len(rollout.sentences) > 0
-            _rollout_tables(to_record(rollout))  # what is accepted can be stored
+            rollout_tables(to_record(rollout))  # what is accepted can be stored
 
 
 @pytest.fixture(scope="module")

@@ -88,9 +88,7 @@ from warehouse.records import (
 )
 from warehouse.tables import ATTENTION_TABLES, ROLLOUT_TABLES, rollout_tables, run_table, spans_table
 
-# Old names, kept for the modules and tests that import them from here.
-_rollout_tables = rollout_tables
-_transaction = transaction
+# The public names of the warehouse package, for the modules and tests that import them here.
 __all__ = [
     "ATTENTION_TABLES", "CRASH_ENV", "CRASH_POINTS", "CRASH_SIGNAL_ENV", "DB_FILE",
     "DEFAULT_LOCK_WAIT_S", "LOCK_FILE", "PARQUET_DIR", "ROLLOUT_TABLES", "STORAGE_VERSION",
