@@ -237,13 +237,17 @@ def delta_by_layer(best_heads: pl.DataFrame) -> alt.Chart:
             alt.Tooltip("lift_in_va:Q", title="lift_in_va", format=".3f"),
         ],
     )
-    cells = base.mark_rect().encode(
-        color=alt.Color("delta_va_vert:Q", title="ΔVA",
-                        scale=alt.Scale(scheme="redblue", reverse=True, domainMid=0)),
-    )
+    cells = _diverging_cells(base, "delta_va_vert:Q", "ΔVA")
     labels = base.mark_text(fontSize=10).encode(text=alt.Text("head:Q", format="d"))
     return alt.layer(cells, labels).properties(
         title="Best head (number) and its ΔVA, per layer", width=alt.Step(44), height=alt.Step(18)
+    )
+
+
+def _diverging_cells(base: alt.Chart, field: str, title: str) -> alt.Chart:
+    """Rectangles colored red (positive) to blue (negative), white at 0: ΔVA's sign."""
+    return base.mark_rect().encode(
+        color=alt.Color(field, title=title, scale=alt.Scale(scheme="redblue", reverse=True, domainMid=0)),
     )
 
 
@@ -259,6 +263,15 @@ def _js_string(text: str) -> str:
 SIGNIFICANT_STROKE = "#0f172a"
 FWER_COLOR = "#2563eb"
 UNCORRECTED_COLOR = "#f59e0b"
+
+
+# Tooltips of a head on the layer x head maps, and its consistency across rollouts.
+_HEAD_KEYS = [alt.Tooltip("layer:O"), alt.Tooltip("head:O")]
+_CONSISTENCY = [
+    alt.Tooltip("mean_delta_va_vert:Q", title="mean ΔVA", format=".4f"),
+    alt.Tooltip("t_statistic:Q", title="t", format=".2f"),
+    alt.Tooltip("p_value_fwer:Q", title="p (family-wise)", format=".4f"),
+]
 
 
 def _head_axes() -> dict:
@@ -283,20 +296,14 @@ def head_consistency_map(heads: pl.DataFrame, *, alpha: float = 0.05, title: str
     base = alt.Chart(inline(heads.select(columns))).encode(
         **_head_axes(),
         tooltip=[
-            alt.Tooltip("layer:O"),
-            alt.Tooltip("head:O"),
-            alt.Tooltip("mean_delta_va_vert:Q", title="mean ΔVA", format=".4f"),
-            alt.Tooltip("t_statistic:Q", title="t", format=".2f"),
+            *_HEAD_KEYS,
+            *_CONSISTENCY,
             alt.Tooltip("share_same_sign:Q", title="share same sign", format=".2f"),
             alt.Tooltip("n_rollouts:Q", title="rollouts"),
             alt.Tooltip("p_value:Q", title="p (uncorrected)", format=".4f"),
-            alt.Tooltip("p_value_fwer:Q", title="p (family-wise)", format=".4f"),
         ],
     )
-    cells = base.mark_rect().encode(
-        color=alt.Color("mean_delta_va_vert:Q", title="mean ΔVA",
-                        scale=alt.Scale(scheme="redblue", reverse=True, domainMid=0)),
-    )
+    cells = _diverging_cells(base, "mean_delta_va_vert:Q", "mean ΔVA")
     outlined = base.mark_rect(fill=None, stroke=SIGNIFICANT_STROKE, strokeWidth=2.5).transform_filter(
         "datum.significant_fwer")
     dots = base.mark_point(shape="circle", filled=True, size=16, color=SIGNIFICANT_STROKE).transform_filter(
@@ -324,14 +331,11 @@ def receiver_map(receivers: pl.DataFrame, *, k: int = 20, alpha: float = 0.05) -
     base = alt.Chart(inline(receivers.select(columns))).encode(
         **_head_axes(),
         tooltip=[
-            alt.Tooltip("layer:O"),
-            alt.Tooltip("head:O"),
+            *_HEAD_KEYS,
             alt.Tooltip("rank:Q", title="kurtosis rank"),
             alt.Tooltip("mean_kurtosis:Q", title="mean kurtosis", format=".3f"),
             alt.Tooltip("n_rollouts_kurtosis:Q", title="rollouts (kurtosis)"),
-            alt.Tooltip("mean_delta_va_vert:Q", title="mean ΔVA", format=".4f"),
-            alt.Tooltip("t_statistic:Q", title="t", format=".2f"),
-            alt.Tooltip("p_value_fwer:Q", title="p (family-wise)", format=".4f"),
+            *_CONSISTENCY,
         ],
     )
     cells = base.mark_rect().encode(

@@ -15,12 +15,11 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import duckdb
 import pytest
-from test_reliability_locks import LOCKED, duckdb_shell, hold, stop, wait_stopped
+from test_reliability_locks import LOCKED, attention_file_appears, duckdb_shell, hold, stop, wait_stopped
 from test_reliability_support import (
     CLI,
     assert_consistent,
@@ -367,12 +366,7 @@ def test_a_shell_open_before_ingest_starts_only_defers_the_commits(ingested, tin
             [*CLI, "ingest", str(root), "--checkpoint", str(tiny_model_dir), "--no-progress",
              "--lock-wait", "120", "--warehouse", str(wh)],
             env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        r2 = wh / "parquet" / "attention" / "tiny-qwen3" / "r2"
-        deadline = time.monotonic() + 180
-        while not list(r2.glob("attention-*.parquet")) and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.05)
-        assert list(r2.glob("attention-*.parquet")), "ingest computed nothing beside the shell"
+        assert attention_file_appears(proc, wh, "r2", 180), "ingest computed nothing beside the shell"
         note = proc.stdout.readline()  # printed when the commit found the file held
         assert proc.poll() is None  # its commit waits for the shell
     finally:

@@ -30,6 +30,16 @@ LOCKED = re.compile(r"^Error: (?P<db>\S+) is locked by (?P<who>.+) \(PID (?P<pid
                     r"longer with --lock-wait\.\n$")
 
 
+def attention_file_appears(proc, wh, rollout: str, timeout_s: float) -> bool:
+    """Wait (while ``proc`` runs) until the tiny model's attention file of ``rollout`` exists."""
+    folder = wh / "parquet" / "attention" / "tiny-qwen3" / rollout
+    deadline = time.monotonic() + timeout_s
+    while not list(folder.glob("attention-*.parquet")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    return bool(list(folder.glob("attention-*.parquet")))
+
+
 @pytest.fixture(scope="module")
 def base(tmp_path_factory, tiny_model_dir):
     """A root of two rollouts and a warehouse already holding the first one's attention."""
@@ -169,12 +179,7 @@ def test_a_shell_open_during_the_model_pass_only_defers_the_commits(base, wh, ti
         shell = duckdb_shell(wh / "va.duckdb")
         try:
             os.kill(proc.pid, signal.SIGCONT)
-            r2 = wh / "parquet" / "attention" / "tiny-qwen3" / "r2"
-            deadline = time.monotonic() + 120
-            while not list(r2.glob("attention-*.parquet")) and time.monotonic() < deadline:
-                assert proc.poll() is None, proc.communicate()
-                time.sleep(0.05)
-            assert list(r2.glob("attention-*.parquet")), "the model pass stopped behind the shell"
+            assert attention_file_appears(proc, wh, "r2", 120), "the model pass stopped behind the shell"
             time.sleep(0.5)
             assert proc.poll() is None  # still waiting to commit
         finally:
