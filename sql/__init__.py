@@ -4,12 +4,16 @@ Every object lives in its own ``.sql`` file named after it. Files are executed i
 path order, so the folder prefixes fix the layer order: ``00_tables`` (storage),
 ``10_base`` (views over storage), ``20_metrics``, ``30_ranking``, ``40_stats``.
 Only ``10_base`` reads the storage tables; each layer above reads the ones below.
+Macro headers and pass-through argument lists are placeholders rendered from
+``sql/defaults.py`` (``sql/placeholders.py``).
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+
+from sql.placeholders import render
 
 SQL_DIR = Path(__file__).resolve().parent
 
@@ -51,10 +55,11 @@ def install(con) -> None:
     """Create (or replace) every table, view and macro in the connected database.
 
     Tables use ``create table if not exists``, views and macros ``create or replace``,
-    so installing again after an upgrade refreshes the logic and keeps the data.
+    so installing again after an upgrade refreshes the logic and keeps the data. Each file
+    is executed as ``render`` writes it: parameter lists filled in from sql/defaults.py.
     """
     for path in install_order():
-        con.execute(path.read_text(encoding="utf-8"))
+        con.execute(render(path))
 
 
 def table_files() -> list[Path]:
