@@ -9,10 +9,7 @@
 --- n_sentences_original: N, sentences before trim (rollouts.n_sentences)
 --- n_va_original: target sentences among all N (before trim)
 --- first_idx: original index of analysed sentence r = 0 (1 when trimmed, else 0)
-create or replace macro analysed_rollouts(
-    tag := 'verbalized_evaluation_awareness',
-    trim := true
-) as table
+create or replace macro analysed_rollouts({{ params: tag, trim }}) as table
 with sizes as (
     select
         rollouts.rollout_id,

@@ -24,16 +24,7 @@
 --- n_sentences: n, analysed sentences of the rollout
 --- n_va: target sentences among the analysed ones
 create or replace macro column_scores(
-    tag := 'verbalized_evaluation_awareness',
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := false,
-    unscored_only := false,
-    only_model := null,
-    only_rollout := null
+    {{ params: tag, @metric, unscored_only, only_model, only_rollout }}
 ) as table
 with cells as not materialized (
     select
@@ -49,9 +40,7 @@ with cells as not materialized (
         analysed.c <= analysed.r - proximity_ignore as is_valid
     from
         analysed_cells(
-            tag := tag, trim := trim, layers := layers, all_layers := all_layers,
-            unscored_only := unscored_only, only_model := only_model,
-            only_rollout := only_rollout
+            {{ pass: tag, trim, layers, all_layers, unscored_only, only_model, only_rollout }}
         ) as analysed
     -- parameter check (error() is not folded: it raises as soon as a cell flows)
     where
@@ -167,7 +156,7 @@ select
     column_sentences.n_sentences,
     column_sentences.n_va
 from columns
-inner join analysed_sentences(tag := tag, trim := trim) as column_sentences
+inner join analysed_sentences({{ pass: tag, trim }}) as column_sentences
     on column_sentences.rollout_key = columns.rollout_key
     and column_sentences.r = columns.c
 inner join representative_layers as model_names

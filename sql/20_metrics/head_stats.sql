@@ -26,15 +26,7 @@
 --- n_sentences: n, analysed sentences (after trim)
 --- n_va: target sentences among the analysed ones
 --- va_rate: n_va / max(1, n_sentences)
-create or replace macro head_stats(
-    tag := 'verbalized_evaluation_awareness',
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := false
-) as table
+create or replace macro head_stats({{ params: tag, @metric }}) as table
 with kept_heads as (
     select
         kept.model,
@@ -49,9 +41,7 @@ with kept_heads as (
         coalesce(sum(kept.row_sum) filter (where kept.is_target), 0) as target_row_sum,
         sum(kept.column_sum) as total_sum
     from
-        tagged_kept_scores(
-            tag := tag, trim := trim, layers := layers, all_layers := all_layers
-        ) as kept
+        tagged_kept_scores({{ pass: tag, trim, layers, all_layers }}) as kept
     where uses_kept_scores('ranking', proximity_ignore, control_depth, score_type, trim)
     group by kept.model, kept.rollout_id, kept.layer, kept.head
 ),
@@ -72,7 +62,7 @@ kept_sums as (
         kept_heads.target_row_sum - coalesce(blocks.sum_va_to_va, 0) as sum_out_va,
         coalesce(blocks.sum_va_to_va, 0) as sum_va_to_va
     from kept_heads
-    left join tagged_kept_blocks(tag := tag, layers := layers, all_layers := all_layers) as blocks
+    left join tagged_kept_blocks({{ pass: tag, layers, all_layers }}) as blocks
         on blocks.model = kept_heads.model
         and blocks.rollout_id = kept_heads.rollout_id
         and blocks.layer = kept_heads.layer
@@ -83,16 +73,9 @@ scores as (
     select *
     from
         column_scores(
-            tag := tag,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers,
             unscored_only := uses_kept_scores(
                 'ranking', proximity_ignore, control_depth, score_type, trim
-            )
+            ), {{ pass: tag, @metric }}
         )
 ),
 

@@ -8,7 +8,7 @@
 --- head: query head index
 --- tag: a tag of the rollout
 --- block_sum: Σ B[r, c] over analysed rows r and columns c <= r both carrying the tag
-create or replace macro kept_tag_blocks_of(only_model := null, only_rollout := null) as table
+create or replace macro kept_tag_blocks_of({{ params: only_model, only_rollout }}) as table
 with tagged as (
     select
         analysed.tag,

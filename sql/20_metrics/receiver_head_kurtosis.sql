@@ -14,15 +14,7 @@
 --- head: query head index
 --- kurtosis: Fisher excess kurtosis (population form) of the defined vertical scores; NULL if undefined
 --- n_scores: number of defined vertical scores used
-create or replace macro receiver_head_kurtosis(
-    tag := 'verbalized_evaluation_awareness',
-    proximity_ignore := 4,
-    control_depth := false,
-    score_type := 'mean',
-    trim := false,
-    layers := null,
-    all_layers := true
-) as table
+create or replace macro receiver_head_kurtosis({{ params: tag, @metric }}) as table
 with scores as (
     select
         kept.model,
@@ -31,9 +23,7 @@ with scores as (
         kept.head,
         kept.receiver_score as vertical_score
     from
-        tagged_kept_scores(
-            tag := tag, trim := trim, layers := layers, all_layers := all_layers
-        ) as kept
+        tagged_kept_scores({{ pass: tag, trim, layers, all_layers }}) as kept
     where uses_kept_scores('receiver', proximity_ignore, control_depth, score_type, trim)
     union all
     select
@@ -44,16 +34,9 @@ with scores as (
         vert.vertical_score
     from
         column_scores(
-            tag := tag,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers,
             unscored_only := uses_kept_scores(
                 'receiver', proximity_ignore, control_depth, score_type, trim
-            )
+            ), {{ pass: tag, @metric }}
         ) as vert
 ),
 

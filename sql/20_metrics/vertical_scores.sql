@@ -12,15 +12,7 @@
 --- is_target: sentence idx carries the target tag (m[c])
 --- vertical_score: v_c; NULL when column c has no valid cell
 --- n_valid_rows: number of valid cells in column c (rows r >= c + p)
-create or replace macro vertical_scores(
-    tag := 'verbalized_evaluation_awareness',
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := false
-) as table
+create or replace macro vertical_scores({{ params: tag, @metric }}) as table
 with scores as (
     select
         kept.model,
@@ -33,9 +25,7 @@ with scores as (
         kept.vertical_score,
         kept.n_valid_rows
     from
-        tagged_kept_scores(
-            tag := tag, trim := trim, layers := layers, all_layers := all_layers
-        ) as kept
+        tagged_kept_scores({{ pass: tag, trim, layers, all_layers }}) as kept
     where uses_kept_scores('ranking', proximity_ignore, control_depth, score_type, trim)
     union all
     select
@@ -50,16 +40,9 @@ with scores as (
         computed.n_valid_rows
     from
         column_scores(
-            tag := tag,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers,
             unscored_only := uses_kept_scores(
                 'ranking', proximity_ignore, control_depth, score_type, trim
-            )
+            ), {{ pass: tag, @metric }}
         ) as computed
 )
 

@@ -17,16 +17,7 @@
 --- vertical_score_by_layer: v_c of the sentence in each layer's best head (aligned with layers)
 --- in_degree: later sentences that depend on it (depends_on)
 --- out_degree: earlier sentences it depends on
-create or replace macro sentence_scores(
-    k := 20,
-    tag := 'verbalized_evaluation_awareness',
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := false
-) as table
+create or replace macro sentence_scores({{ params: k, tag, @metric }}) as table
 with best as (
     select
         best_heads.model,
@@ -34,15 +25,7 @@ with best as (
         best_heads.layer,
         best_heads.head
     from
-        best_heads(
-            tag := tag,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers
-        ) as best_heads
+        best_heads({{ pass: tag, @metric }}) as best_heads
 ),
 
 vert as (
@@ -54,15 +37,7 @@ vert as (
         scores.idx,
         scores.vertical_score
     from
-        vertical_scores(
-            tag := tag,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers
-        ) as scores
+        vertical_scores({{ pass: tag, @metric }}) as scores
 ),
 
 -- every sentence of each (model, rollout) that has attention, once per chosen layer
@@ -110,7 +85,7 @@ select
 from by_sentence
 inner join sentence_graph as graph
     on graph.rollout_id = by_sentence.rollout_id and graph.idx = by_sentence.idx
-left join receiver_scores(k := k, tag := tag) as receivers
+left join receiver_scores({{ pass: k, tag }}) as receivers
     on receivers.model = by_sentence.model
     and receivers.rollout_id = by_sentence.rollout_id
     and receivers.idx = by_sentence.idx

@@ -20,16 +20,7 @@
 --- spearman_rho: Spearman's rank correlation; NULL when either side is constant
 --- p_value: two-sided permutation p-value of spearman_rho; NULL when rho is NULL
 create or replace macro field_correlations(
-    field := null,
-    k := 20,
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := false,
-    permutations := 1000,
-    seed := 0
+    {{ params: field, k, @metric, permutations, seed }}
 ) as table
 with scores as (
     select
@@ -51,14 +42,7 @@ with scores as (
         vert.head::integer as head,
         vert.vertical_score as y
     from
-        vertical_scores(
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers
-        ) as vert
+        vertical_scores({{ pass: @metric }}) as vert
 ),
 
 pairs as (

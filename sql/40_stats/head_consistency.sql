@@ -34,17 +34,7 @@
 --- mean_excess_delta_va: M_0, mean over problems of the mean excess ΔVA (ΔVA minus what position and length predict)
 --- q_value: Benjamini-Hochberg q-value of p_value over the heads of this tag and model
 create or replace macro head_consistency(
-    tag := 'verbalized_evaluation_awareness',
-    all_tags := false,
-    permutations := 1000,
-    seed := 0,
-    null_model := 'position',
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := true
+    {{ params: tag, all_tags, permutations, seed, null_model, @metric }}
 ) as table
 with deltas as materialized (
     select
@@ -52,16 +42,12 @@ with deltas as materialized (
         coalesce(counts.problem_id, deltas.rollout_id) as cluster_id
     from
         delta_va_permutations(
-            tag := tag, all_tags := all_tags,
             permutations := case when null_model = 'uniform' then 0 else permutations end,
-            seed := seed, null_model := null_model, exact := false, proximity_ignore := proximity_ignore,
-            control_depth := control_depth, score_type := score_type, trim := trim,
-            layers := layers, all_layers := all_layers
+            exact := false, {{ pass: tag, all_tags, seed, null_model, @metric }}
         ) as deltas
     inner join
         labelling_counts(
-            tag := tag, all_tags := all_tags, permutations := 0, null_model := null_model,
-            proximity_ignore := proximity_ignore, trim := trim
+            permutations := 0, {{ pass: tag, all_tags, null_model, proximity_ignore, trim }}
         ) as counts using (tag, rollout_id)
 ),
 

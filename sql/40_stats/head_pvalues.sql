@@ -25,37 +25,18 @@
 --- is_exact: every labelling was enumerated (p exact, at least 1 / n_labellings)
 --- n_draws: labellings the p-value counts over (n_labellings when exact, else K)
 --- q_value: Benjamini-Hochberg q-value over the heads of this tag, model and rollout
-create or replace macro head_pvalues(
-    tag := 'verbalized_evaluation_awareness',
-    all_tags := false,
-    permutations := 1000,
-    seed := 0,
-    null_model := 'position',
-    exact := true,
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := false
-) as table
+create or replace macro head_pvalues({{ params: tag, all_tags, @null, @metric }}) as table
 with deltas as materialized (
     select *
     from
-        delta_va_permutations(
-            tag := tag, all_tags := all_tags, permutations := permutations, seed := seed,
-            null_model := null_model, exact := exact, proximity_ignore := proximity_ignore,
-            control_depth := control_depth, score_type := score_type, trim := trim,
-            layers := layers, all_layers := all_layers
-        )
+        delta_va_permutations({{ pass: tag, all_tags, @null, @metric }})
 ),
 
 counts as (
     select *
     from
         labelling_counts(
-            tag := tag, all_tags := all_tags, permutations := permutations, null_model := null_model,
-            exact := exact, proximity_ignore := proximity_ignore, trim := trim
+            {{ pass: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim }}
         )
 ),
 

@@ -27,19 +27,7 @@
 --- permutations: K, the number of permutations asked for
 --- n_labellings: distinct labellings of the rollout under the null
 --- q_value_score: Benjamini-Hochberg q-value of p_value_score over the model's rollouts
-create or replace macro rollout_ranking_pvalues(
-    tag := 'verbalized_evaluation_awareness',
-    permutations := 1000,
-    seed := 0,
-    null_model := 'position',
-    exact := true,
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := false
-) as table
+create or replace macro rollout_ranking_pvalues({{ params: tag, @null, @metric }}) as table
 with scores as materialized (
     select
         maxima.model,
@@ -47,11 +35,7 @@ with scores as materialized (
         maxima.permutation,
         sum(maxima.max_abs_excess) as score
     from
-        layer_maxima(
-            tag := tag, permutations := permutations, seed := seed, null_model := null_model,
-            exact := exact, proximity_ignore := proximity_ignore, control_depth := control_depth,
-            score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
-        ) as maxima
+        layer_maxima({{ pass: tag, @null, @metric }}) as maxima
     group by maxima.model, maxima.rollout_id, maxima.permutation
 ),
 
@@ -59,8 +43,7 @@ counts as (
     select *
     from
         labelling_counts(
-            tag := tag, permutations := permutations, null_model := null_model, exact := exact,
-            proximity_ignore := proximity_ignore, trim := trim
+            {{ pass: tag, permutations, null_model, exact, proximity_ignore, trim }}
         )
 ),
 
@@ -108,20 +91,13 @@ score_qvalues as (
 ranking as (
     select *
     from
-        rollout_ranking(
-            tag := tag, proximity_ignore := proximity_ignore, control_depth := control_depth,
-            score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
-        )
+        rollout_ranking({{ pass: tag, @metric }})
 ),
 
 selected as (
     select *
     from
-        selected_head_pvalues(
-            tag := tag, permutations := permutations, seed := seed, null_model := null_model,
-            exact := exact, proximity_ignore := proximity_ignore, control_depth := control_depth,
-            score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
-        )
+        selected_head_pvalues({{ pass: tag, @null, @metric }})
 ),
 
 aligned as (

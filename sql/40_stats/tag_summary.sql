@@ -31,26 +31,13 @@
 --- permutations: K, permutations drawn (label permutations and sign flips alike)
 --- top_q_value_fwer: Benjamini-Hochberg q-value of top_p_value_fwer over the model's tags
 create or replace macro tag_summary(
-    tag := 'verbalized_evaluation_awareness',
-    all_tags := true,
-    permutations := 1000,
-    seed := 0,
-    null_model := 'position',
-    alpha := 0.05,
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := false
+    {{ params: tag, all_tags, permutations, seed, null_model, alpha, @metric }}
 ) as table
 with selections as (
     select *
     from
         selected_head_pvalues(
-            tag := tag, all_tags := all_tags, permutations := permutations, seed := seed,
-            null_model := null_model, proximity_ignore := proximity_ignore, control_depth := control_depth,
-            score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
+            {{ pass: tag, all_tags, permutations, seed, null_model, @metric }}
         )
 ),
 
@@ -58,9 +45,7 @@ consistency as (
     select *
     from
         head_consistency(
-            tag := tag, all_tags := all_tags, permutations := permutations, seed := seed,
-            null_model := null_model, proximity_ignore := proximity_ignore, control_depth := control_depth,
-            score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
+            {{ pass: tag, all_tags, permutations, seed, null_model, @metric }}
         )
 ),
 
