@@ -27,12 +27,14 @@ def install_order() -> list[Path]:
     """The object files in an order that creates every object after the ones it reads.
 
     Folders keep their layer order; inside the tree a file that calls another object's
-    macro (``name(`` outside comments) comes after that object's file, as dbt orders
-    models by ``ref()``, so file names need not sort in dependency order.
+    macro (``name(``) or reads its view (``from name``, ``join name``), outside comments,
+    comes after that object's file, as dbt orders models by ``ref()``, so file names need
+    not sort in dependency order.
     """
     files = sql_files()
     by_name = {path.stem: path for path in files}
-    calls = re.compile(r"\b(" + "|".join(map(re.escape, by_name)) + r")\(")
+    names = "|".join(map(re.escape, by_name))
+    calls = re.compile(rf"\b({names})\(|\b(?:from|join)\s+({names})\b", re.IGNORECASE)
     ordered: list[Path] = []
     visiting: set[Path] = set()
 
@@ -41,7 +43,8 @@ def install_order() -> list[Path]:
             return
         visiting.add(path)
         code = re.sub(r"--[^\n]*", "", path.read_text(encoding="utf-8"))
-        for name in sorted(set(calls.findall(code)) - {path.stem}):
+        used = {call or view for call, view in calls.findall(code)}
+        for name in sorted(used - {path.stem}):
             place(by_name[name])
         visiting.discard(path)
         ordered.append(path)

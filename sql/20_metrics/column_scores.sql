@@ -91,9 +91,10 @@ scored as not materialized (
     select * from raw_scored
 ),
 
--- One aggregation per score type; the constant filter prunes the other one. The median
--- is list_median over a list: DuckDB's median() states blow up memory here (many groups).
-mean_columns as (
+-- One aggregation for both score types; the median is list_median over a list whose
+-- filter is constant false for the mean (empty lists): DuckDB's median() states blow up
+-- memory here (many groups).
+columns as (
     select
         scored.model_key,
         scored.rollout_key,
@@ -101,7 +102,12 @@ mean_columns as (
         scored.head,
         scored.c,
         count(scored.score) as n_valid_rows,
-        avg(scored.score) as vertical_score,
+        case
+            when score_type = 'mean' then avg(scored.score)
+            else list_median(
+                list(scored.score) filter (where score_type = 'median' and scored.score is not null)
+            )
+        end as vertical_score,
         coalesce(sum(scored.value::double) filter (where scored.row_is_target), 0)
             as sum_from_target_rows,
         coalesce(sum(scored.value::double) filter (where not scored.row_is_target), 0)
@@ -109,36 +115,10 @@ mean_columns as (
     from scored
     where
         case
-            when score_type = 'mean' then true
-            when score_type = 'median' then false
+            when score_type in ('mean', 'median') then true
             else error('score_type must be ''mean'' or ''median'' (METRICS.md §5)')
         end
     group by scored.model_key, scored.rollout_key, scored.layer, scored.head, scored.c
-),
-
-median_columns as (
-    select
-        scored.model_key,
-        scored.rollout_key,
-        scored.layer,
-        scored.head,
-        scored.c,
-        count(scored.score) as n_valid_rows,
-        list_median(list(scored.score) filter (where scored.score is not null))
-            as vertical_score,
-        coalesce(sum(scored.value::double) filter (where scored.row_is_target), 0)
-            as sum_from_target_rows,
-        coalesce(sum(scored.value::double) filter (where not scored.row_is_target), 0)
-            as sum_from_other_rows
-    from scored
-    where score_type = 'median'
-    group by scored.model_key, scored.rollout_key, scored.layer, scored.head, scored.c
-),
-
-columns as (
-    select * from mean_columns
-    union all
-    select * from median_columns
 )
 
 select

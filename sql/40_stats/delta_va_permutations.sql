@@ -103,9 +103,8 @@ target_sums as (
         heads.n_target,
         heads.residual_sum,
         sides.permutation,
-        case when heads.sums_targets then 1 else -1 end
-        * list_sum(list_select(heads.residuals_by_column, sides.side_columns))
-        + case when heads.sums_targets then 0 else heads.residual_sum end as residual_target_sum
+        side_sum(heads.residuals_by_column, sides.side_columns, heads.sums_targets, heads.residual_sum)
+            as residual_target_sum
     from sides
     inner join heads
         on heads.tag = sides.tag
@@ -114,15 +113,14 @@ target_sums as (
 
 observed_sums as (
     select
+        side_sum(heads.scores_by_column, sides.side_columns, heads.sums_targets, heads.score_sum)
+            as target_sum,
+        heads.score_sum,
         heads.tag,
         heads.model,
         heads.rollout_id,
         heads.layer,
-        heads.head,
-        case when heads.sums_targets then 1 else -1 end
-        * list_sum(list_select(heads.scores_by_column, sides.side_columns))
-        + case when heads.sums_targets then 0 else heads.score_sum end as target_sum,
-        heads.score_sum
+        heads.head
     from sides
     inner join heads
         on heads.tag = sides.tag

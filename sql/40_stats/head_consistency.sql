@@ -231,10 +231,7 @@ tested as (
 ranked as (
     select
         tested.*,
-        count(*) over (
-            partition by tested.tag, tested.model order by tested.p_value
-            range between unbounded preceding and current row
-        ) as p_rank,
+        bh_rank(tested.p_value, [tested.tag, tested.model]) as p_rank,
         count(*) over (partition by tested.tag, tested.model) as family_size
     from tested
 )
@@ -260,10 +257,8 @@ select
     ranked.p_value_fwer,
     ranked.n_problems,
     ranked.mean_excess_delta_va,
-    least(1, min(bh_step(ranked.p_value, ranked.p_rank, ranked.family_size)) over (
-        partition by ranked.tag, ranked.model order by ranked.p_value desc
-        range between unbounded preceding and current row
-    )) as q_value
+    bh_q_value(ranked.p_value, ranked.p_rank, ranked.family_size, [ranked.tag, ranked.model])
+        as q_value
 from ranked;
 
 create or replace view head_consistency as

@@ -85,10 +85,7 @@ tested as (
 ranked as (
     select
         tested.*,
-        count(*) over (
-            partition by tested.tag, tested.model, tested.rollout_id order by tested.p_value
-            range between unbounded preceding and current row
-        ) as p_rank,
+        bh_rank(tested.p_value, [tested.tag, tested.model, tested.rollout_id]) as p_rank,
         count(*) over (partition by tested.tag, tested.model, tested.rollout_id) as family_size
     from tested
 )
@@ -109,10 +106,9 @@ select
     ranked.n_labellings,
     ranked.is_exact,
     ranked.n_draws,
-    least(1, min(bh_step(ranked.p_value, ranked.p_rank, ranked.family_size)) over (
-        partition by ranked.tag, ranked.model, ranked.rollout_id order by ranked.p_value desc
-        range between unbounded preceding and current row
-    )) as q_value
+    bh_q_value(
+        ranked.p_value, ranked.p_rank, ranked.family_size, [ranked.tag, ranked.model, ranked.rollout_id]
+    ) as q_value
 from ranked;
 
 create or replace view head_pvalues as

@@ -70,10 +70,7 @@ score_pvalues as (
 ranked_scores as (
     select
         score_pvalues.*,
-        count(*) over (
-            partition by score_pvalues.model order by score_pvalues.p_value_score
-            range between unbounded preceding and current row
-        ) as p_rank,
+        bh_rank(score_pvalues.p_value_score, score_pvalues.model) as p_rank,
         count(*) over (partition by score_pvalues.model) as family_size
     from score_pvalues
 ),
@@ -81,10 +78,10 @@ ranked_scores as (
 score_qvalues as (
     select
         ranked_scores.*,
-        least(1, min(bh_step(ranked_scores.p_value_score, ranked_scores.p_rank, ranked_scores.family_size)) over (
-            partition by ranked_scores.model order by ranked_scores.p_value_score desc
-            range between unbounded preceding and current row
-        )) as q_value_score
+        bh_q_value(
+            ranked_scores.p_value_score, ranked_scores.p_rank, ranked_scores.family_size,
+            ranked_scores.model
+        ) as q_value_score
     from ranked_scores
 ),
 

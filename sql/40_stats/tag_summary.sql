@@ -94,10 +94,7 @@ ranked_heads as (
 top_heads as (
     select
         ranked_heads.*,
-        count(*) over (
-            partition by ranked_heads.model order by ranked_heads.p_value_fwer
-            range between unbounded preceding and current row
-        ) as p_rank,
+        bh_rank(ranked_heads.p_value_fwer, ranked_heads.model) as p_rank,
         count(*) over (partition by ranked_heads.model) as family_size
     from ranked_heads
     where ranked_heads.head_order = 1 and ranked_heads.p_value_fwer is not null
@@ -106,10 +103,8 @@ top_heads as (
 top_qvalues as (
     select
         top_heads.*,
-        least(1, min(bh_step(top_heads.p_value_fwer, top_heads.p_rank, top_heads.family_size)) over (
-            partition by top_heads.model order by top_heads.p_value_fwer desc
-            range between unbounded preceding and current row
-        )) as q_value_fwer
+        bh_q_value(top_heads.p_value_fwer, top_heads.p_rank, top_heads.family_size, top_heads.model)
+            as q_value_fwer
     from top_heads
 ),
 
