@@ -6,8 +6,7 @@
 -- Parameters: as column_scores, but the defaults are the paper's setting (§8):
 -- proximity_ignore 4, control_depth false, trim false, all_layers true (every stored
 -- layer; pass all_layers := false for the representative layers or a layers list).
--- With the receiver set of parameters (uses_kept_scores) the scores of rollouts whose
--- attention is in Parquet come from kept_scores; other cells are scored here.
+-- The scores are vertical_scores' (kept scores with the receiver set of parameters).
 --- model: model name
 --- rollout_id: rollout
 --- layer: layer index
@@ -17,27 +16,12 @@
 create or replace macro receiver_head_kurtosis({{ params: tag, @metric }}) as table
 with scores as (
     select
-        kept.model,
-        kept.rollout_id,
-        kept.layer,
-        kept.head,
-        kept.receiver_score as vertical_score
-    from
-        tagged_kept_scores({{ pass: tag, trim, layers, all_layers }}) as kept
-    where uses_kept_scores('receiver', proximity_ignore, control_depth, score_type, trim)
-    union all
-    select
         vert.model,
         vert.rollout_id,
         vert.layer,
         vert.head,
         vert.vertical_score
-    from
-        column_scores(
-            unscored_only := uses_kept_scores(
-                'receiver', proximity_ignore, control_depth, score_type, trim
-            ), {{ pass: tag, @metric }}
-        ) as vert
+    from vertical_scores({{ pass: tag, @metric }}) as vert
 ),
 
 centered as (
