@@ -30,7 +30,7 @@ target_counts as (
             and sentences.idx < sizes.n_sentences_original - sizes.first_idx
         ) as n_va
     from analysed_sentences(tag := tag, trim := false) as sentences
-    inner join sizes on sizes.rollout_id = sentences.rollout_id
+    inner join sizes using (rollout_id)
     group by sentences.rollout_id
 )
 

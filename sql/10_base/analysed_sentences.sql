@@ -45,9 +45,7 @@ flagged as (
         analysed.n_sentences,
         analysed.first_idx
     from analysed
-    left join targets
-        on targets.rollout_id = analysed.rollout_id
-        and targets.idx = analysed.idx
+    left join targets using (rollout_id, idx)
 )
 
 select

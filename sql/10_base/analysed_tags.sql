@@ -55,10 +55,8 @@ flagged as (
         rollouts.problem_id
     from analysed_rows as analysed
     cross join chosen_tags
-    inner join rollouts on rollouts.rollout_id = analysed.rollout_id
-    left join sentences as texts
-        on texts.rollout_id = analysed.rollout_id
-        and texts.idx = analysed.idx
+    inner join rollouts using (rollout_id)
+    left join sentences as texts using (rollout_id, idx)
     left join tagged
         on tagged.rollout_id = analysed.rollout_id
         and tagged.idx = analysed.idx

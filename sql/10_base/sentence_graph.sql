@@ -36,7 +36,6 @@ select
     len(coalesce(outgoing.depends_on, []::integer[]))::integer as out_degree,
     coalesce(incoming.in_degree, 0)::integer as in_degree
 from sentence_texts as texts
-left join outgoing
-    on outgoing.rollout_id = texts.rollout_id and outgoing.idx = texts.idx
+left join outgoing using (rollout_id, idx)
 left join incoming
     on incoming.rollout_id = texts.rollout_id and incoming.idx = texts.idx;

@@ -14,9 +14,7 @@ select
     blocks.head,
     blocks.block_sum as sum_va_to_va
 from kept_tag_blocks as blocks
-inner join selected_layers({{ pass: layers, all_layers }}) as chosen
-    on chosen.model = blocks.model
-    and chosen.layer = blocks.layer
+inner join selected_layers({{ pass: layers, all_layers }}) as chosen using (model, layer)
 where blocks.tag = tag;
 
 create or replace view tagged_kept_blocks as

@@ -34,9 +34,7 @@ select
     analysed.n_sentences,
     analysed.n_va
 from kept_scores as kept
-inner join selected_layers({{ pass: layers, all_layers }}) as chosen
-    on chosen.model = kept.model
-    and chosen.layer = kept.layer
+inner join selected_layers({{ pass: layers, all_layers }}) as chosen using (model, layer)
 inner join analysed_sentences({{ pass: tag, trim }}) as analysed
     on analysed.rollout_id = kept.rollout_id
     and analysed.idx = kept.idx;

@@ -63,10 +63,7 @@ kept_sums as (
         coalesce(blocks.sum_va_to_va, 0) as sum_va_to_va
     from kept_heads
     left join tagged_kept_blocks({{ pass: tag, layers, all_layers }}) as blocks
-        on blocks.model = kept_heads.model
-        and blocks.rollout_id = kept_heads.rollout_id
-        and blocks.layer = kept_heads.layer
-        and blocks.head = kept_heads.head
+        using (model, rollout_id, layer, head)
 ),
 
 scores as (

@@ -49,10 +49,7 @@ select
     pairs.tag,
     sum(cells.value::double) as block_sum
 from cells
-inner join pairs
-    on pairs.rollout_id = cells.rollout_id
-    and pairs.i = cells.i
-    and pairs.j = cells.j
+inner join pairs using (rollout_id, i, j)
 group by cells.model, cells.rollout_id, cells.layer, cells.head, pairs.tag;
 
 create or replace view kept_tag_blocks_of as

@@ -38,10 +38,7 @@ select
     avg(scores.vertical_score) as receiver_score,
     count(scores.vertical_score)::integer as n_heads
 from scores
-inner join heads
-    on heads.model = scores.model
-    and heads.layer = scores.layer
-    and heads.head = scores.head
+inner join heads using (model, layer, head)
 group by scores.model, scores.rollout_id, scores.idx;
 
 create or replace view receiver_scores as

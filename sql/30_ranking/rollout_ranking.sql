@@ -73,8 +73,7 @@ select
     ranked.delta_va_vert_by_layer,
     ranked.lift_in_va_by_layer
 from ranked
-inner join analysed_rollouts({{ pass: tag, trim }}) as rollouts
-    on rollouts.rollout_id = ranked.rollout_id
+inner join analysed_rollouts({{ pass: tag, trim }}) as rollouts using (rollout_id)
 order by ranked.model, ranked.rollout_rank;
 
 create or replace view rollout_ranking as

@@ -28,10 +28,8 @@ select
     graph.out_degree
 from
     receiver_scores({{ pass: k, tag, @metric }}) as receivers
-inner join numeric_fields(field := field) as fields
-    on fields.rollout_id = receivers.rollout_id and fields.idx = receivers.idx
-inner join sentence_graph as graph
-    on graph.rollout_id = receivers.rollout_id and graph.idx = receivers.idx
+inner join numeric_fields(field := field) as fields using (rollout_id, idx)
+inner join sentence_graph as graph using (rollout_id, idx)
 order by receivers.model, receivers.rollout_id, receivers.idx;
 
 create or replace view sentence_field_scores as

@@ -49,7 +49,7 @@ grid as (
         best.head,
         graph.idx
     from best
-    inner join sentence_graph as graph on graph.rollout_id = best.rollout_id
+    inner join sentence_graph as graph using (rollout_id)
 ),
 
 by_sentence as (
@@ -61,12 +61,7 @@ by_sentence as (
         list(grid.head::integer order by grid.layer) as heads,
         list(vert.vertical_score order by grid.layer) as vertical_score_by_layer
     from grid
-    left join vert
-        on vert.model = grid.model
-        and vert.rollout_id = grid.rollout_id
-        and vert.layer = grid.layer
-        and vert.head = grid.head
-        and vert.idx = grid.idx
+    left join vert using (model, rollout_id, layer, head, idx)
     group by grid.model, grid.rollout_id, grid.idx
 )
 
@@ -83,12 +78,8 @@ select
     graph.in_degree,
     graph.out_degree
 from by_sentence
-inner join sentence_graph as graph
-    on graph.rollout_id = by_sentence.rollout_id and graph.idx = by_sentence.idx
-left join receiver_scores({{ pass: k, tag }}) as receivers
-    on receivers.model = by_sentence.model
-    and receivers.rollout_id = by_sentence.rollout_id
-    and receivers.idx = by_sentence.idx
+inner join sentence_graph as graph using (rollout_id, idx)
+left join receiver_scores({{ pass: k, tag }}) as receivers using (model, rollout_id, idx)
 order by by_sentence.model, by_sentence.rollout_id, by_sentence.idx;
 
 create or replace view sentence_scores as

@@ -106,9 +106,7 @@ target_sums as (
         side_sum(heads.residuals_by_column, sides.side_columns, heads.sums_targets, heads.residual_sum)
             as residual_target_sum
     from sides
-    inner join heads
-        on heads.tag = sides.tag
-        and heads.rollout_id = sides.rollout_id
+    inner join heads using (tag, rollout_id)
 ),
 
 observed_sums as (
@@ -122,9 +120,7 @@ observed_sums as (
         heads.layer,
         heads.head
     from sides
-    inner join heads
-        on heads.tag = sides.tag
-        and heads.rollout_id = sides.rollout_id
+    inner join heads using (tag, rollout_id)
     where sides.permutation = 0
 )
 

@@ -97,7 +97,7 @@ flipped as (
         list_dot_product(summaries.delta_by_rollout, sign_patterns.signs_by_rollout) / summaries.n_rollouts
             as flipped_mean
     from summaries
-    inner join sign_patterns on sign_patterns.rollout_ids = summaries.rollout_ids
+    inner join sign_patterns using (rollout_ids)
 ),
 
 -- |t_k| from the flipped mean (Σ x² does not change under sign flips), observation included

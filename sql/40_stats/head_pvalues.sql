@@ -55,12 +55,7 @@ extremes as (
         observed.head,
         count(*) as n_as_extreme
     from deltas
-    inner join observed
-        on observed.tag = deltas.tag
-        and observed.model = deltas.model
-        and observed.rollout_id = deltas.rollout_id
-        and observed.layer = deltas.layer
-        and observed.head = deltas.head
+    inner join observed using (tag, model, rollout_id, layer, head)
     where
         deltas.permutation > 0
         and is_as_extreme(abs(deltas.excess_delta_va), abs(observed.excess_delta_va))

@@ -52,7 +52,7 @@ sampled as (
         column_permutations(
             {{ pass: permutations, seed, null_model, proximity_ignore, trim }}
         ) as orders
-    inner join counts on counts.rollout_id = orders.rollout_id
+    inner join counts using (rollout_id)
     where not counts.is_exact
 ),
 
@@ -140,9 +140,7 @@ enumerated_targets as (
             as targets
     from counts
     cross join unnest(range(1, counts.n_draws + 1)) as draws(permutation)
-    left join radices
-        on radices.tag = counts.tag
-        and radices.rollout_id = counts.rollout_id
+    left join radices using (tag, rollout_id)
     left join subsets
         on subsets.tag = radices.tag
         and subsets.rollout_id = radices.rollout_id

@@ -55,10 +55,7 @@ select
     consistency.p_value,
     consistency.p_value_fwer
 from receivers
-inner join consistency
-    on consistency.model = receivers.model
-    and consistency.layer = receivers.layer
-    and consistency.head = receivers.head
+inner join consistency using (model, layer, head)
 order by consistency.tag, receivers.model, receivers.rank;
 
 create or replace view receiver_head_delta_va as

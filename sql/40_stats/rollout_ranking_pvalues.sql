@@ -58,7 +58,7 @@ score_pvalues as (
             any_value(counts.is_exact)
         ) as p_value_score
     from scores as observed
-    inner join counts on counts.rollout_id = observed.rollout_id
+    inner join counts using (rollout_id)
     left join scores as permuted
         on permuted.model = observed.model
         and permuted.rollout_id = observed.rollout_id
@@ -132,12 +132,8 @@ select
     score_qvalues.n_labellings,
     score_qvalues.q_value_score
 from ranking
-left join score_qvalues
-    on score_qvalues.model = ranking.model
-    and score_qvalues.rollout_id = ranking.rollout_id
-left join aligned
-    on aligned.model = ranking.model
-    and aligned.rollout_id = ranking.rollout_id
+left join score_qvalues using (model, rollout_id)
+left join aligned using (model, rollout_id)
 order by ranking.model, ranking.rank;
 
 create or replace view rollout_ranking_pvalues as

@@ -45,9 +45,7 @@ joined as (
         row_number() over placebo_window as placebo_rank,
         count(*) filter (where real.is_target) over placebo_window as n_target_in_stratum
     from real
-    inner join strata
-        on strata.rollout_id = real.rollout_id
-        and strata.c = real.c
+    inner join strata using (rollout_id, c)
     window placebo_window as (
         partition by real.tag, strata.rollout_id, strata.position_stratum
         order by md5('placebo/' || strata.rollout_id || '/' || strata.idx::varchar), strata.idx

@@ -135,15 +135,9 @@ select
     permutations::integer as permutations,
     top_qvalues.q_value_fwer as top_q_value_fwer
 from per_rollout
-left join target_counts
-    on target_counts.tag = per_rollout.tag
-    and target_counts.model = per_rollout.model
-left join top_any
-    on top_any.tag = per_rollout.tag
-    and top_any.model = per_rollout.model
-left join top_qvalues
-    on top_qvalues.tag = per_rollout.tag
-    and top_qvalues.model = per_rollout.model
+left join target_counts using (tag, model)
+left join top_any using (tag, model)
+left join top_qvalues using (tag, model)
 order by per_rollout.model, per_rollout.tag;
 
 create or replace view tag_summary as
