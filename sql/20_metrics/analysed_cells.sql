@@ -35,9 +35,7 @@ layer_cells as (
         chosen.model_key
     from attention_cells(unscored_only := unscored_only) as cells
     inner join selected_layers({{ pass: layers, all_layers }}) as chosen using (model, layer)
-    where
-        (only_model is null or cells.model = only_model)
-        and (only_rollout is null or cells.rollout_id = only_rollout)
+    where is_in_scope(cells.model, cells.rollout_id, only_model, only_rollout)
 )
 
 select

@@ -36,9 +36,7 @@ pairs as materialized (
 cells as (
     select *
     from attention_cells as cells
-    where
-        (only_model is null or cells.model = only_model)
-        and (only_rollout is null or cells.rollout_id = only_rollout)
+    where is_in_scope(cells.model, cells.rollout_id, only_model, only_rollout)
 )
 
 select

@@ -14,22 +14,12 @@
 --- kurtosis: Fisher excess kurtosis (population form) of the defined vertical scores; NULL if undefined
 --- n_scores: number of defined vertical scores used
 create or replace macro receiver_head_kurtosis({{ params: tag, @metric }}) as table
-with scores as (
-    select
-        vert.model,
-        vert.rollout_id,
-        vert.layer,
-        vert.head,
-        vert.vertical_score
-    from vertical_scores({{ pass: tag, @metric }}) as vert
-),
-
-centered as (
+with centered as (
     select
         scores.*,
         scores.vertical_score - avg(scores.vertical_score) over head_scores as deviation,
         avg(scores.vertical_score) over head_scores as head_mean
-    from scores
+    from vertical_scores({{ pass: tag, @metric }}) as scores
     window head_scores as (
         partition by scores.model, scores.rollout_id, scores.layer, scores.head
     )

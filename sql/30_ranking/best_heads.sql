@@ -22,20 +22,14 @@
 --- n_va: target sentences among the analysed ones
 --- va_rate: n_va / max(1, n_sentences)
 create or replace macro best_heads({{ params: tag, @metric }}) as table
-with stats as (
-    select *
-    from
-        head_stats({{ pass: tag, @metric }})
-),
-
-ordered as (
+with ordered as (
     select
         stats.*,
         row_number() over (
             partition by stats.model, stats.rollout_id, stats.layer
-            order by round(abs(stats.delta_va_vert), 12) desc nulls last, stats.head
+            order by best_head_key(stats.delta_va_vert) desc nulls last, stats.head
         ) as head_order
-    from stats
+    from head_stats({{ pass: tag, @metric }}) as stats
 ),
 
 chosen as (

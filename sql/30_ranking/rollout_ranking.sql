@@ -20,13 +20,7 @@
 --- delta_va_vert_by_layer: ΔVA of each layer's best head (aligned with layers)
 --- lift_in_va_by_layer: lift_in_va of each layer's best head (aligned with layers)
 create or replace macro rollout_ranking({{ params: tag, @metric }}) as table
-with best as (
-    select *
-    from
-        best_heads({{ pass: tag, @metric }})
-),
-
-per_rollout as (
+with per_rollout as (
     select
         best.model,
         best.rollout_id,
@@ -38,7 +32,7 @@ per_rollout as (
         list(best.head::integer order by best.layer) as heads,
         list(best.delta_va_vert order by best.layer) as delta_va_vert_by_layer,
         list(best.lift_in_va order by best.layer) as lift_in_va_by_layer
-    from best
+    from best_heads({{ pass: tag, @metric }}) as best
     group by best.model, best.rollout_id
 ),
 

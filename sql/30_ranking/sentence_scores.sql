@@ -18,17 +18,7 @@
 --- in_degree: later sentences that depend on it (depends_on)
 --- out_degree: earlier sentences it depends on
 create or replace macro sentence_scores({{ params: k, tag, @metric }}) as table
-with best as (
-    select
-        best_heads.model,
-        best_heads.rollout_id,
-        best_heads.layer,
-        best_heads.head
-    from
-        best_heads({{ pass: tag, @metric }}) as best_heads
-),
-
-vert as (
+with vert as (
     select
         scores.model,
         scores.rollout_id,
@@ -48,7 +38,7 @@ grid as (
         best.layer,
         best.head,
         graph.idx
-    from best
+    from best_heads({{ pass: tag, @metric }}) as best
     inner join sentence_graph as graph using (rollout_id)
 ),
 
