@@ -4,12 +4,16 @@ Every object lives in its own ``.sql`` file named after it. Files are executed i
 path order, so the folder prefixes fix the layer order: ``00_tables`` (storage),
 ``10_base`` (views over storage), ``20_metrics``, ``30_ranking``, ``40_stats``.
 Only ``10_base`` reads the storage tables; each layer above reads the ones below.
+Macro headers and pass-through argument lists are placeholders rendered from
+``sql/defaults.py`` (``sql/placeholders.py``).
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+
+from sql.placeholders import render
 
 SQL_DIR = Path(__file__).resolve().parent
 
@@ -23,12 +27,14 @@ def install_order() -> list[Path]:
     """The object files in an order that creates every object after the ones it reads.
 
     Folders keep their layer order; inside the tree a file that calls another object's
-    macro (``name(`` outside comments) comes after that object's file, as dbt orders
-    models by ``ref()``, so file names need not sort in dependency order.
+    macro (``name(``) or reads its view (``from name``, ``join name``), outside comments,
+    comes after that object's file, as dbt orders models by ``ref()``, so file names need
+    not sort in dependency order.
     """
     files = sql_files()
     by_name = {path.stem: path for path in files}
-    calls = re.compile(r"\b(" + "|".join(map(re.escape, by_name)) + r")\(")
+    names = "|".join(map(re.escape, by_name))
+    calls = re.compile(rf"\b({names})\(|\b(?:from|join)\s+({names})\b", re.IGNORECASE)
     ordered: list[Path] = []
     visiting: set[Path] = set()
 
@@ -37,7 +43,8 @@ def install_order() -> list[Path]:
             return
         visiting.add(path)
         code = re.sub(r"--[^\n]*", "", path.read_text(encoding="utf-8"))
-        for name in sorted(set(calls.findall(code)) - {path.stem}):
+        used = {call or view for call, view in calls.findall(code)}
+        for name in sorted(used - {path.stem}):
             place(by_name[name])
         visiting.discard(path)
         ordered.append(path)
@@ -51,10 +58,11 @@ def install(con) -> None:
     """Create (or replace) every table, view and macro in the connected database.
 
     Tables use ``create table if not exists``, views and macros ``create or replace``,
-    so installing again after an upgrade refreshes the logic and keeps the data.
+    so installing again after an upgrade refreshes the logic and keeps the data. Each file
+    is executed as ``render`` writes it: parameter lists filled in from sql/defaults.py.
     """
     for path in install_order():
-        con.execute(path.read_text(encoding="utf-8"))
+        con.execute(render(path))
 
 
 def table_files() -> list[Path]:

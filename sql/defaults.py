@@ -1,11 +1,15 @@
 """The default of every macro parameter in sql/, written once.
 
-DuckDB needs each default as a literal in the macro header (``name := value``), so the
-headers repeat these values: ``tests/test_defaults.py`` parses the header of every macro
-in sql/ and fails on a parameter missing here, and on a default that differs from
-``DEFAULTS`` unless ``PER_MACRO`` declares it, with its reason. The command-line options
-and their help (cli.py) and the report parameters (``reports.data.ReportParams``) read
-their defaults from here, so a parameter left unset means the same everywhere.
+DuckDB needs each default as a literal in the macro header (``name := value``); the .sql
+files do not write them: a header lists its parameter names in a placeholder,
+``{{ params: tag, @metric }}``, and ``sql/placeholders.py`` writes each default from
+``macro_defaults(name)`` when the objects are installed (a pass-through argument list,
+``{{ pass: tag, @metric }}``, renders ``tag := tag, ...``). ``GROUPS`` names the
+parameter lists many macros share. A default that differs on purpose in one macro is
+declared in ``PER_MACRO`` with its reason; ``tests/test_defaults.py`` checks what DuckDB
+installed against this module. The command-line options and their help (cli.py) and the
+report parameters (``reports.data.ReportParams``) read their defaults from here, so a
+parameter left unset means the same everywhere.
 """
 
 from __future__ import annotations
@@ -35,6 +39,14 @@ DEFAULTS: dict[str, object] = {
     "unscored_only": False,  # true = only the cells of (model, rollout)s without kept scores
     "only_model": None,  # None = every model; a name limits the computation to it
     "only_rollout": None,  # None = every rollout; an id limits the computation to it
+}
+
+# Parameter lists that many macros share, written @name in the placeholders.
+GROUPS: dict[str, tuple[str, ...]] = {
+    # The metric's settings (METRICS.md §4, §5, §7), in the order of every header.
+    "metric": ("proximity_ignore", "control_depth", "score_type", "trim", "layers", "all_layers"),
+    # The permutation null (STATISTICS.md §2).
+    "null": ("permutations", "seed", "null_model", "exact"),
 }
 
 _PAPER = ("METRICS.md §8: receiver heads use the thought-anchors paper's setting (raw values, "

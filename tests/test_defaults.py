@@ -1,7 +1,8 @@
-"""Every macro default in sql/ agrees with the one source, sql/defaults.py.
+"""Every macro default in sql/ comes from the one source, sql/defaults.py.
 
-The header of each macro (``create or replace macro name(param := default, ...)``) is
-parsed from its .sql file, whatever the file or layer; each ``param := default`` is
+No .sql file writes a default: a header lists its parameters in a ``{{ params: ... }}``
+placeholder (sql/placeholders.py). The header of each macro is parsed from the file as it
+is installed (rendered), whatever the file or layer; each ``param := default`` is
 evaluated by DuckDB and compared with ``macro_defaults(name)``. DuckDB's own catalogue
 confirms that the parser saw every macro and every parameter.
 """
@@ -18,7 +19,8 @@ from click.testing import CliRunner
 import cli
 import sql
 from reports.data import ReportParams
-from sql.defaults import DEFAULTS, PER_MACRO, macro_defaults
+from sql.defaults import DEFAULTS, GROUPS, PER_MACRO, macro_defaults
+from sql.placeholders import RenderError, render_text
 
 HEADER = re.compile(r"\bcreate\s+(?:or\s+replace\s+)?(?:temp\s+|temporary\s+)?macro\s+"
                     r"(?:\w+\.)?(\w+)\s*\(", re.IGNORECASE)
@@ -50,11 +52,13 @@ def _without_comments(text: str) -> str:
     return re.sub(r"--[^\n]*", "", text)
 
 
-def macro_headers() -> list[tuple[str, str, list[str]]]:
-    """(file, macro, parameter items) for every macro header of every .sql file in sql/."""
+def macro_headers(rendered: bool = True) -> list[tuple[str, str, list[str]]]:
+    """(file, macro, parameter items) for every macro header of every .sql file in sql/,
+    as installed (rendered) or as written."""
     headers = []
     for path in sql.sql_files():
-        text = _without_comments(path.read_text(encoding="utf-8"))
+        text = sql.render(path) if rendered else path.read_text(encoding="utf-8")
+        text = _without_comments(text)
         for match in HEADER.finditer(text):
             items, _end = _split_top_level(text[match.end() - 1:])
             headers.append((str(path.relative_to(sql.SQL_DIR)), match.group(1), items))
@@ -81,6 +85,15 @@ def header_defaults() -> list[tuple[str, str, str, object]]:
 def _same(a, b) -> bool:
     """Equal and of the same type (so true is not 1, and 4 is not 4.0)."""
     return type(a) is type(b) and a == b
+
+
+def test_no_sql_file_writes_a_default():
+    written = [(file, macro, item) for file, macro, items in macro_headers(rendered=False)
+               for item in items if ":=" in item]
+    assert not written, f"write {{{{ params: ... }}}} instead of the defaults: {written}"
+    placeholders = [items for _file, _macro, items in macro_headers(rendered=False)
+                    if any(item.startswith("{{ params:") for item in items)]
+    assert len(placeholders) > 30
 
 
 def test_the_parser_sees_every_macro_and_parameter_duckdb_knows():
@@ -148,3 +161,29 @@ def test_the_header_parser_on_hand_made_headers(header, expected):
     match = HEADER.search(header)
     items, _end = _split_top_level(header[match.end() - 1:])
     assert (match.group(1), items) == expected
+
+
+def test_placeholders_render_defaults_groups_and_pass_through_lists():
+    text = ("create or replace macro head_effects(\n    {{ params: tag, @metric }}\n) as table\n"
+            "select * from head_stats({{ pass: tag, @metric }}, k := 1)")
+    header, call = render_text(text, "test.sql").split("\n) as table\n")
+    defaults = macro_defaults("head_effects")
+    assert header == "create or replace macro head_effects(\n    " + ", ".join(
+        f"{name} := {expected}" for name, expected in zip(
+            ("tag",) + GROUPS["metric"],
+            (f"'{defaults['tag']}'", "4", "true", "'mean'", "true", "null", "true"),
+            strict=True))
+    assert call == ("select * from head_stats(tag := tag, " + ", ".join(
+        f"{name} := {name}" for name in GROUPS["metric"]) + ", k := 1)")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("create macro m({{ params: tag, wobble }}) as 1",
+     "x.sql: macro m: no default for parameter 'wobble' in sql/defaults.py"),
+    ("create macro m({{ params: @nothing }}) as 1", "x.sql: unknown group '@nothing'"),
+    ("select m({{ params: tag }})", "x.sql: '{{ params: ... }}' must follow 'macro NAME('"),
+    ("select m({{ passes: tag }})", "x.sql: unknown placeholder"),
+])
+def test_a_placeholder_that_cannot_render_names_the_file_and_parameter(text, message):
+    with pytest.raises(RenderError, match=re.escape(message)):
+        render_text(text, "x.sql")

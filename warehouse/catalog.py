@@ -62,7 +62,7 @@ def attention_view_sql(con, root: Path, *, temporary: bool = False) -> str:
         "order by model, rollout_id").fetchall() if (root / rel).is_file()]
     create = "create or replace temp view" if temporary else "create or replace view"
     if not paths:  # the empty definition of sql/00_tables
-        text = (sql.SQL_DIR / "00_tables" / f"{ATTENTION_VIEW}.sql").read_text(encoding="utf-8")
+        text = sql.render(sql.SQL_DIR / "00_tables" / f"{ATTENTION_VIEW}.sql")
         return text.replace("create view if not exists", create)
     listing = ",\n    ".join(_quote(p) for p in paths)
     return (f"{create} {ATTENTION_VIEW} as\n"

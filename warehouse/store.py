@@ -175,7 +175,7 @@ class Warehouse:
                 else:
                     with transaction(con):  # all objects or none; one commit is also faster
                         for path in sql.table_files():
-                            con.execute(path.read_text(encoding="utf-8"))
+                            con.execute(sql.render(path))
                         catalog.relink(con, self.dir)  # this directory's files, before views bind
                         sql.install(con)
                 self._installed = True

@@ -35,7 +35,7 @@ def arrow_schema(table: str) -> pa.Schema:
     con = duckdb.connect()
     try:
         for path in sql.table_files():
-            con.execute(path.read_text(encoding="utf-8"))
+            con.execute(sql.render(path))
         return con.sql(f"select * from {table} limit 0").to_arrow_table().schema
     finally:
         con.close()

@@ -9,10 +9,7 @@
 --- n_sentences_original: N, sentences before trim (rollouts.n_sentences)
 --- n_va_original: target sentences among all N (before trim)
 --- first_idx: original index of analysed sentence r = 0 (1 when trimmed, else 0)
-create or replace macro analysed_rollouts(
-    tag := 'verbalized_evaluation_awareness',
-    trim := true
-) as table
+create or replace macro analysed_rollouts({{ params: tag, trim }}) as table
 with sizes as (
     select
         rollouts.rollout_id,
@@ -22,28 +19,19 @@ with sizes as (
     from rollouts
 ),
 
-targets as (
-    select distinct
-        sentence_tags.rollout_id,
-        sentence_tags.idx
-    from sentence_tags
-    where sentence_tags.tag = tag
-),
-
+-- targets among all N sentences (analysed_sentences without trim), and in the trimmed range
 target_counts as (
     select
-        sizes.rollout_id,
-        count(targets.idx) as n_va_original,
-        count(targets.idx) filter (
-            where targets.idx >= sizes.first_idx
-            and targets.idx < sizes.n_sentences_original - sizes.first_idx
+        sentences.rollout_id,
+        count(*) filter (where sentences.is_target) as n_va_original,
+        count(*) filter (
+            where sentences.is_target
+            and sentences.idx >= sizes.first_idx
+            and sentences.idx < sizes.n_sentences_original - sizes.first_idx
         ) as n_va
-    from sizes
-    inner join targets
-        on targets.rollout_id = sizes.rollout_id
-        and targets.idx >= 0
-        and targets.idx < sizes.n_sentences_original
-    group by sizes.rollout_id
+    from analysed_sentences(tag := tag, trim := false) as sentences
+    inner join sizes using (rollout_id)
+    group by sentences.rollout_id
 )
 
 select

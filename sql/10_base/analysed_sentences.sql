@@ -10,10 +10,7 @@
 --- first_idx: original index of r = 0
 --- rollout_key: integer key of the rollout (1, 2, ... in rollout_id order), for joins
 --- sentence_key: integer key of the (rollout, idx) sentence, unique in the result, for joins
-create or replace macro analysed_sentences(
-    tag := 'verbalized_evaluation_awareness',
-    trim := true
-) as table
+create or replace macro analysed_sentences({{ params: tag, trim }}) as table
 with sizes as (
     select
         rollouts.rollout_id,
@@ -48,9 +45,7 @@ flagged as (
         analysed.n_sentences,
         analysed.first_idx
     from analysed
-    left join targets
-        on targets.rollout_id = analysed.rollout_id
-        and targets.idx = analysed.idx
+    left join targets using (rollout_id, idx)
 )
 
 select

@@ -15,18 +15,14 @@
 --- n_target: sentences carrying the tag among the analysed ones
 --- n_chars: length of the sentence text in characters (NULL when no text is stored)
 --- problem_id: the rollout's problem (rollouts.problem_id; rollouts of one problem are resamples)
-create or replace macro analysed_tags(
-    tag := 'verbalized_evaluation_awareness',
-    all_tags := false,
-    trim := true
-) as table
+create or replace macro analysed_tags({{ params: tag, all_tags, trim }}) as table
 with analysed_rows as (
     select
         analysed.rollout_id,
         analysed.idx,
         analysed.r,
         analysed.n_sentences
-    from analysed_sentences(tag := tag, trim := trim) as analysed
+    from analysed_sentences({{ pass: tag, trim }}) as analysed
 ),
 
 chosen_tags as (
@@ -59,10 +55,8 @@ flagged as (
         rollouts.problem_id
     from analysed_rows as analysed
     cross join chosen_tags
-    inner join rollouts on rollouts.rollout_id = analysed.rollout_id
-    left join sentences as texts
-        on texts.rollout_id = analysed.rollout_id
-        and texts.idx = analysed.idx
+    inner join rollouts using (rollout_id)
+    left join sentences as texts using (rollout_id, idx)
     left join tagged
         on tagged.rollout_id = analysed.rollout_id
         and tagged.idx = analysed.idx

@@ -10,7 +10,7 @@
 --- i: source (query) sentence, original index
 --- j: target (key) sentence, original index, j <= i
 --- value: A[i, j], the sentence-averaged attention
-create or replace macro attention_cells(unscored_only := false) as table
+create or replace macro attention_cells({{ params: unscored_only }}) as table
 select
     stored.model,
     stored.rollout_id,

@@ -8,7 +8,7 @@
 --- idx: original sentence index
 --- field: the chunks_labeled.json key
 --- value: its number (booleans 0/1); rows whose value is not a finite number are left out
-create or replace macro numeric_fields(field := null) as table
+create or replace macro numeric_fields({{ params: field }}) as table
 with numbers as (
     select
         fields.rollout_id,

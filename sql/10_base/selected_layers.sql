@@ -4,7 +4,7 @@
 --- model: model name
 --- model_key: integer key of the model (representative_layers.model_key)
 --- layer: a chosen layer index
-create or replace macro selected_layers(layers := null, all_layers := false) as table
+create or replace macro selected_layers({{ params: layers, all_layers }}) as table
 with model_layers as (
     select
         representative_layers.model,

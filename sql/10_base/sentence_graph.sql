@@ -9,16 +9,7 @@
 --- out_degree: number of sentences it builds on (len(depends_on))
 --- in_degree: number of later sentences that build on it
 create or replace view sentence_graph as
-with tags as (
-    select
-        sentence_tags.rollout_id,
-        sentence_tags.idx,
-        list(distinct sentence_tags.tag order by sentence_tags.tag) as tags
-    from sentence_tags
-    group by sentence_tags.rollout_id, sentence_tags.idx
-),
-
-outgoing as (
+with outgoing as (
     select
         edges.rollout_id,
         edges.idx,
@@ -37,17 +28,14 @@ incoming as (
 )
 
 select
-    sentences.rollout_id,
-    sentences.idx,
-    sentences.text,
-    coalesce(tags.tags, []::varchar[]) as tags,
+    texts.rollout_id,
+    texts.idx,
+    texts.text,
+    texts.tags,
     coalesce(outgoing.depends_on, []::integer[]) as depends_on,
     len(coalesce(outgoing.depends_on, []::integer[]))::integer as out_degree,
     coalesce(incoming.in_degree, 0)::integer as in_degree
-from sentences
-left join tags
-    on tags.rollout_id = sentences.rollout_id and tags.idx = sentences.idx
-left join outgoing
-    on outgoing.rollout_id = sentences.rollout_id and outgoing.idx = sentences.idx
+from sentence_texts as texts
+left join outgoing using (rollout_id, idx)
 left join incoming
-    on incoming.rollout_id = sentences.rollout_id and incoming.idx = sentences.idx;
+    on incoming.rollout_id = texts.rollout_id and incoming.idx = texts.idx;

@@ -20,7 +20,6 @@ select
     count(*) as n_sentences,
     count(distinct tagged.rollout_id) as n_rollouts
 from tagged
-inner join attention_runs as runs
-    on runs.rollout_id = tagged.rollout_id
+inner join attention_runs as runs using (rollout_id)
 group by runs.model, tagged.tag
 order by runs.model, tagged.tag;

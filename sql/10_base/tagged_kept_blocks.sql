@@ -6,11 +6,7 @@
 --- layer: layer index
 --- head: query head index
 --- sum_va_to_va: Σ B[r, c] over analysed target rows r and target columns c (ranking set's trim)
-create or replace macro tagged_kept_blocks(
-    tag := 'verbalized_evaluation_awareness',
-    layers := null,
-    all_layers := false
-) as table
+create or replace macro tagged_kept_blocks({{ params: tag, layers, all_layers }}) as table
 select
     blocks.model,
     blocks.rollout_id,
@@ -18,9 +14,7 @@ select
     blocks.head,
     blocks.block_sum as sum_va_to_va
 from kept_tag_blocks as blocks
-inner join selected_layers(layers := layers, all_layers := all_layers) as chosen
-    on chosen.model = blocks.model
-    and chosen.layer = blocks.layer
+inner join selected_layers({{ pass: layers, all_layers }}) as chosen using (model, layer)
 where blocks.tag = tag;
 
 create or replace view tagged_kept_blocks as

@@ -17,12 +17,7 @@
 --- receiver_score: v_c of the receiver set (no trim, no control_depth)
 --- n_sentences: n, analysed sentences of the rollout
 --- n_va: target sentences among the analysed ones
-create or replace macro tagged_kept_scores(
-    tag := 'verbalized_evaluation_awareness',
-    trim := true,
-    layers := null,
-    all_layers := false
-) as table
+create or replace macro tagged_kept_scores({{ params: tag, trim, layers, all_layers }}) as table
 select
     kept.model,
     kept.rollout_id,
@@ -39,10 +34,8 @@ select
     analysed.n_sentences,
     analysed.n_va
 from kept_scores as kept
-inner join selected_layers(layers := layers, all_layers := all_layers) as chosen
-    on chosen.model = kept.model
-    and chosen.layer = kept.layer
-inner join analysed_sentences(tag := tag, trim := trim) as analysed
+inner join selected_layers({{ pass: layers, all_layers }}) as chosen using (model, layer)
+inner join analysed_sentences({{ pass: tag, trim }}) as analysed
     on analysed.rollout_id = kept.rollout_id
     and analysed.idx = kept.idx;
 

@@ -21,17 +21,11 @@
 --- rollout_key: integer key of the rollout (analysed_sentences.rollout_key)
 --- row_key: integer key of the row sentence i (analysed_sentences.sentence_key)
 create or replace macro analysed_cells(
-    tag := 'verbalized_evaluation_awareness',
-    trim := true,
-    layers := null,
-    all_layers := false,
-    unscored_only := false,
-    only_model := null,
-    only_rollout := null
+    {{ params: tag, trim, layers, all_layers, unscored_only, only_model, only_rollout }}
 ) as table
 with row_sentences as (
     select *
-    from analysed_sentences(tag := tag, trim := trim) as analysed
+    from analysed_sentences({{ pass: tag, trim }}) as analysed
     where only_rollout is null or analysed.rollout_id = only_rollout
 ),
 
@@ -40,12 +34,8 @@ layer_cells as (
         cells.*,
         chosen.model_key
     from attention_cells(unscored_only := unscored_only) as cells
-    inner join selected_layers(layers := layers, all_layers := all_layers) as chosen
-        on chosen.model = cells.model
-        and chosen.layer = cells.layer
-    where
-        (only_model is null or cells.model = only_model)
-        and (only_rollout is null or cells.rollout_id = only_rollout)
+    inner join selected_layers({{ pass: layers, all_layers }}) as chosen using (model, layer)
+    where is_in_scope(cells.model, cells.rollout_id, only_model, only_rollout)
 )
 
 select

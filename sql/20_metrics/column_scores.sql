@@ -24,16 +24,7 @@
 --- n_sentences: n, analysed sentences of the rollout
 --- n_va: target sentences among the analysed ones
 create or replace macro column_scores(
-    tag := 'verbalized_evaluation_awareness',
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := false,
-    unscored_only := false,
-    only_model := null,
-    only_rollout := null
+    {{ params: tag, @metric, unscored_only, only_model, only_rollout }}
 ) as table
 with cells as not materialized (
     select
@@ -49,9 +40,7 @@ with cells as not materialized (
         analysed.c <= analysed.r - proximity_ignore as is_valid
     from
         analysed_cells(
-            tag := tag, trim := trim, layers := layers, all_layers := all_layers,
-            unscored_only := unscored_only, only_model := only_model,
-            only_rollout := only_rollout
+            {{ pass: tag, trim, layers, all_layers, unscored_only, only_model, only_rollout }}
         ) as analysed
     -- parameter check (error() is not folded: it raises as soon as a cell flows)
     where
@@ -102,9 +91,10 @@ scored as not materialized (
     select * from raw_scored
 ),
 
--- One aggregation per score type; the constant filter prunes the other one. The median
--- is list_median over a list: DuckDB's median() states blow up memory here (many groups).
-mean_columns as (
+-- One aggregation for both score types; the median is list_median over a list whose
+-- filter is constant false for the mean (empty lists): DuckDB's median() states blow up
+-- memory here (many groups).
+columns as (
     select
         scored.model_key,
         scored.rollout_key,
@@ -112,7 +102,12 @@ mean_columns as (
         scored.head,
         scored.c,
         count(scored.score) as n_valid_rows,
-        avg(scored.score) as vertical_score,
+        case
+            when score_type = 'mean' then avg(scored.score)
+            else list_median(
+                list(scored.score) filter (where score_type = 'median' and scored.score is not null)
+            )
+        end as vertical_score,
         coalesce(sum(scored.value::double) filter (where scored.row_is_target), 0)
             as sum_from_target_rows,
         coalesce(sum(scored.value::double) filter (where not scored.row_is_target), 0)
@@ -120,36 +115,10 @@ mean_columns as (
     from scored
     where
         case
-            when score_type = 'mean' then true
-            when score_type = 'median' then false
+            when score_type in ('mean', 'median') then true
             else error('score_type must be ''mean'' or ''median'' (METRICS.md §5)')
         end
     group by scored.model_key, scored.rollout_key, scored.layer, scored.head, scored.c
-),
-
-median_columns as (
-    select
-        scored.model_key,
-        scored.rollout_key,
-        scored.layer,
-        scored.head,
-        scored.c,
-        count(scored.score) as n_valid_rows,
-        list_median(list(scored.score) filter (where scored.score is not null))
-            as vertical_score,
-        coalesce(sum(scored.value::double) filter (where scored.row_is_target), 0)
-            as sum_from_target_rows,
-        coalesce(sum(scored.value::double) filter (where not scored.row_is_target), 0)
-            as sum_from_other_rows
-    from scored
-    where score_type = 'median'
-    group by scored.model_key, scored.rollout_key, scored.layer, scored.head, scored.c
-),
-
-columns as (
-    select * from mean_columns
-    union all
-    select * from median_columns
 )
 
 select
@@ -167,7 +136,7 @@ select
     column_sentences.n_sentences,
     column_sentences.n_va
 from columns
-inner join analysed_sentences(tag := tag, trim := trim) as column_sentences
+inner join analysed_sentences({{ pass: tag, trim }}) as column_sentences
     on column_sentences.rollout_key = columns.rollout_key
     and column_sentences.r = columns.c
 inner join representative_layers as model_names

@@ -26,98 +26,100 @@
 --- n_sentences: n, analysed sentences (after trim)
 --- n_va: target sentences among the analysed ones
 --- va_rate: n_va / max(1, n_sentences)
-create or replace macro head_stats(
-    tag := 'verbalized_evaluation_awareness',
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := false
-) as table
-with kept_heads as (
+create or replace macro head_stats({{ params: tag, @metric }}) as table
+-- every analysed column of each head, kept or scored from the cells (a head is one or the
+-- other); the kept ones carry column and row sums, the scored ones the sums of their
+-- target and other rows
+with columns as (
     select
         kept.model,
         kept.rollout_id,
         kept.layer,
         kept.head,
-        any_value(kept.n_sentences) as n_sentences,
-        any_value(kept.n_va) as n_va,
-        avg(kept.vertical_score) filter (where kept.is_target) as mean_va_vert,
-        avg(kept.vertical_score) filter (where not kept.is_target) as mean_nonva_vert,
-        coalesce(sum(kept.column_sum) filter (where kept.is_target), 0) as target_column_sum,
-        coalesce(sum(kept.row_sum) filter (where kept.is_target), 0) as target_row_sum,
-        sum(kept.column_sum) as total_sum
+        true as is_kept,
+        kept.n_sentences,
+        kept.n_va,
+        kept.is_target,
+        kept.vertical_score,
+        kept.column_sum,
+        kept.row_sum,
+        null::double as sum_from_target_rows,
+        null::double as sum_from_other_rows
     from
-        tagged_kept_scores(
-            tag := tag, trim := trim, layers := layers, all_layers := all_layers
-        ) as kept
+        tagged_kept_scores({{ pass: tag, trim, layers, all_layers }}) as kept
     where uses_kept_scores('ranking', proximity_ignore, control_depth, score_type, trim)
-    group by kept.model, kept.rollout_id, kept.layer, kept.head
-),
-
-kept_sums as (
-    select
-        kept_heads.model,
-        kept_heads.rollout_id,
-        kept_heads.layer,
-        kept_heads.head,
-        kept_heads.n_sentences,
-        kept_heads.n_va,
-        kept_heads.mean_va_vert,
-        kept_heads.mean_nonva_vert,
-        kept_heads.target_column_sum - coalesce(blocks.sum_va_to_va, 0) as sum_in_va,
-        kept_heads.total_sum - kept_heads.target_column_sum - kept_heads.target_row_sum
-        + coalesce(blocks.sum_va_to_va, 0) as sum_in_nonva,
-        kept_heads.target_row_sum - coalesce(blocks.sum_va_to_va, 0) as sum_out_va,
-        coalesce(blocks.sum_va_to_va, 0) as sum_va_to_va
-    from kept_heads
-    left join tagged_kept_blocks(tag := tag, layers := layers, all_layers := all_layers) as blocks
-        on blocks.model = kept_heads.model
-        and blocks.rollout_id = kept_heads.rollout_id
-        and blocks.layer = kept_heads.layer
-        and blocks.head = kept_heads.head
-),
-
-scores as (
-    select *
-    from
-        column_scores(
-            tag := tag,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers,
-            unscored_only := uses_kept_scores(
-                'ranking', proximity_ignore, control_depth, score_type, trim
-            )
-        )
-),
-
-computed_sums as (
+    union all
     select
         scores.model,
         scores.rollout_id,
         scores.layer,
         scores.head,
-        any_value(scores.n_sentences) as n_sentences,
-        any_value(scores.n_va) as n_va,
-        avg(scores.vertical_score) filter (where scores.is_target) as mean_va_vert,
-        avg(scores.vertical_score) filter (where not scores.is_target) as mean_nonva_vert,
-        sum(scores.sum_from_other_rows) filter (where scores.is_target) as sum_in_va,
-        sum(scores.sum_from_other_rows) filter (where not scores.is_target) as sum_in_nonva,
-        sum(scores.sum_from_target_rows) filter (where not scores.is_target) as sum_out_va,
-        sum(scores.sum_from_target_rows) filter (where scores.is_target) as sum_va_to_va
-    from scores
-    group by scores.model, scores.rollout_id, scores.layer, scores.head
+        false as is_kept,
+        scores.n_sentences,
+        scores.n_va,
+        scores.is_target,
+        scores.vertical_score,
+        null::double as column_sum,
+        null::double as row_sum,
+        scores.sum_from_target_rows,
+        scores.sum_from_other_rows
+    from
+        column_scores(
+            unscored_only := uses_kept_scores(
+                'ranking', proximity_ignore, control_depth, score_type, trim
+            ), {{ pass: tag, @metric }}
+        ) as scores
 ),
 
+per_head as (
+    select
+        columns.model,
+        columns.rollout_id,
+        columns.layer,
+        columns.head,
+        bool_and(columns.is_kept) as is_kept,
+        any_value(columns.n_sentences) as n_sentences,
+        any_value(columns.n_va) as n_va,
+        avg(columns.vertical_score) filter (where columns.is_target) as mean_va_vert,
+        avg(columns.vertical_score) filter (where not columns.is_target) as mean_nonva_vert,
+        -- kept columns
+        coalesce(sum(columns.column_sum) filter (where columns.is_target), 0) as target_column_sum,
+        coalesce(sum(columns.row_sum) filter (where columns.is_target), 0) as target_row_sum,
+        sum(columns.column_sum) as total_sum,
+        -- scored columns
+        sum(columns.sum_from_other_rows) filter (where columns.is_target) as computed_in_va,
+        sum(columns.sum_from_other_rows) filter (where not columns.is_target) as computed_in_nonva,
+        sum(columns.sum_from_target_rows) filter (where not columns.is_target) as computed_out_va,
+        sum(columns.sum_from_target_rows) filter (where columns.is_target) as computed_va_to_va
+    from columns
+    group by columns.model, columns.rollout_id, columns.layer, columns.head
+),
+
+-- the four block sums: of the scored columns as they are; of the kept ones from the
+-- target x target sum TT (kept_tag_blocks)
 heads as (
-    select * from kept_sums
-    union all
-    select * from computed_sums
+    select
+        per_head.*,
+        coalesce(blocks.sum_va_to_va, 0) as kept_va_to_va,
+        case
+            when per_head.is_kept then per_head.target_column_sum - kept_va_to_va
+            else per_head.computed_in_va
+        end as sum_in_va,
+        case
+            when per_head.is_kept
+                then per_head.total_sum - per_head.target_column_sum - per_head.target_row_sum
+                + kept_va_to_va
+            else per_head.computed_in_nonva
+        end as sum_in_nonva,
+        case
+            when per_head.is_kept then per_head.target_row_sum - kept_va_to_va
+            else per_head.computed_out_va
+        end as sum_out_va,
+        case when per_head.is_kept then kept_va_to_va else per_head.computed_va_to_va end
+            as sum_va_to_va
+    from per_head
+    left join tagged_kept_blocks({{ pass: tag, layers, all_layers }}) as blocks
+        using (model, rollout_id, layer, head)
 ),
 
 block_means as (

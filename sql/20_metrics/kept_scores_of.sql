@@ -14,14 +14,13 @@
 --- column_sum: Σ B[r, idx] over every analysed row r (ranking set's trim)
 --- row_sum: Σ B[idx, c] over every analysed column c (ranking set's trim)
 --- receiver_score: v_c of column idx (receiver set)
-create or replace macro kept_scores_of(only_model := null, only_rollout := null) as table
+create or replace macro kept_scores_of({{ params: only_model, only_rollout }}) as table
 with ranking as (
     select *
     from
         column_scores(
             tag := null, proximity_ignore := 4, control_depth := true, score_type := 'mean',
-            trim := true, all_layers := true,
-            only_model := only_model, only_rollout := only_rollout
+            trim := true, all_layers := true, {{ pass: only_model, only_rollout }}
         )
 ),
 
@@ -30,8 +29,7 @@ receiver as (
     from
         column_scores(
             tag := null, proximity_ignore := 4, control_depth := false, score_type := 'mean',
-            trim := false, all_layers := true,
-            only_model := only_model, only_rollout := only_rollout
+            trim := false, all_layers := true, {{ pass: only_model, only_rollout }}
         )
 ),
 
@@ -45,8 +43,7 @@ row_sums as (
         sum(cells.value::double) as row_sum
     from
         analysed_cells(
-            tag := null, trim := true, all_layers := true,
-            only_model := only_model, only_rollout := only_rollout
+            tag := null, trim := true, all_layers := true, {{ pass: only_model, only_rollout }}
         ) as cells
     group by cells.model, cells.rollout_id, cells.layer, cells.head, cells.i
 )

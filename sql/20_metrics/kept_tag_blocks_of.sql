@@ -8,7 +8,7 @@
 --- head: query head index
 --- tag: a tag of the rollout
 --- block_sum: Σ B[r, c] over analysed rows r and columns c <= r both carrying the tag
-create or replace macro kept_tag_blocks_of(only_model := null, only_rollout := null) as table
+create or replace macro kept_tag_blocks_of({{ params: only_model, only_rollout }}) as table
 with tagged as (
     select
         analysed.tag,
@@ -36,9 +36,7 @@ pairs as materialized (
 cells as (
     select *
     from attention_cells as cells
-    where
-        (only_model is null or cells.model = only_model)
-        and (only_rollout is null or cells.rollout_id = only_rollout)
+    where is_in_scope(cells.model, cells.rollout_id, only_model, only_rollout)
 )
 
 select
@@ -49,10 +47,7 @@ select
     pairs.tag,
     sum(cells.value::double) as block_sum
 from cells
-inner join pairs
-    on pairs.rollout_id = cells.rollout_id
-    and pairs.i = cells.i
-    and pairs.j = cells.j
+inner join pairs using (rollout_id, i, j)
 group by cells.model, cells.rollout_id, cells.layer, cells.head, pairs.tag;
 
 create or replace view kept_tag_blocks_of as

@@ -6,63 +6,20 @@
 -- Parameters: as column_scores, but the defaults are the paper's setting (§8):
 -- proximity_ignore 4, control_depth false, trim false, all_layers true (every stored
 -- layer; pass all_layers := false for the representative layers or a layers list).
--- With the receiver set of parameters (uses_kept_scores) the scores of rollouts whose
--- attention is in Parquet come from kept_scores; other cells are scored here.
+-- The scores are vertical_scores' (kept scores with the receiver set of parameters).
 --- model: model name
 --- rollout_id: rollout
 --- layer: layer index
 --- head: query head index
 --- kurtosis: Fisher excess kurtosis (population form) of the defined vertical scores; NULL if undefined
 --- n_scores: number of defined vertical scores used
-create or replace macro receiver_head_kurtosis(
-    tag := 'verbalized_evaluation_awareness',
-    proximity_ignore := 4,
-    control_depth := false,
-    score_type := 'mean',
-    trim := false,
-    layers := null,
-    all_layers := true
-) as table
-with scores as (
-    select
-        kept.model,
-        kept.rollout_id,
-        kept.layer,
-        kept.head,
-        kept.receiver_score as vertical_score
-    from
-        tagged_kept_scores(
-            tag := tag, trim := trim, layers := layers, all_layers := all_layers
-        ) as kept
-    where uses_kept_scores('receiver', proximity_ignore, control_depth, score_type, trim)
-    union all
-    select
-        vert.model,
-        vert.rollout_id,
-        vert.layer,
-        vert.head,
-        vert.vertical_score
-    from
-        column_scores(
-            tag := tag,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers,
-            unscored_only := uses_kept_scores(
-                'receiver', proximity_ignore, control_depth, score_type, trim
-            )
-        ) as vert
-),
-
-centered as (
+create or replace macro receiver_head_kurtosis({{ params: tag, @metric }}) as table
+with centered as (
     select
         scores.*,
         scores.vertical_score - avg(scores.vertical_score) over head_scores as deviation,
         avg(scores.vertical_score) over head_scores as head_mean
-    from scores
+    from vertical_scores({{ pass: tag, @metric }}) as scores
     window head_scores as (
         partition by scores.model, scores.rollout_id, scores.layer, scores.head
     )

@@ -1,8 +1,10 @@
 -- Vertical (receiver) score v_c of each analysed column (METRICS.md §5), per rollout,
 -- layer and head. Parameters: as column_scores (tag, proximity_ignore, control_depth,
 -- score_type, trim, layers, all_layers). v_c is NULL (the spec's NaN) in the last p columns.
--- With the ranking set of parameters (uses_kept_scores) the scores of rollouts whose
--- attention is in Parquet come from kept_scores; other cells are scored here.
+-- With a kept set of parameters (uses_kept_scores: the ranking or the receiver set) the
+-- scores of rollouts whose attention is in Parquet come from kept_scores (the receiver
+-- set's column c has n - c - p valid rows: the stored triangle is dense); other cells are
+-- scored here.
 --- model: model name
 --- rollout_id: rollout
 --- layer: layer index
@@ -12,15 +14,7 @@
 --- is_target: sentence idx carries the target tag (m[c])
 --- vertical_score: v_c; NULL when column c has no valid cell
 --- n_valid_rows: number of valid cells in column c (rows r >= c + p)
-create or replace macro vertical_scores(
-    tag := 'verbalized_evaluation_awareness',
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := false
-) as table
+create or replace macro vertical_scores({{ params: tag, @metric }}) as table
 with scores as (
     select
         kept.model,
@@ -30,13 +24,17 @@ with scores as (
         kept.c,
         kept.idx,
         kept.is_target,
-        kept.vertical_score,
-        kept.n_valid_rows
+        case when trim then kept.vertical_score else kept.receiver_score end as vertical_score,
+        case
+            when trim then kept.n_valid_rows
+            else greatest(0, kept.n_sentences - kept.c - proximity_ignore)
+        end as n_valid_rows
     from
-        tagged_kept_scores(
-            tag := tag, trim := trim, layers := layers, all_layers := all_layers
-        ) as kept
-    where uses_kept_scores('ranking', proximity_ignore, control_depth, score_type, trim)
+        tagged_kept_scores({{ pass: tag, trim, layers, all_layers }}) as kept
+    -- the two sets differ in trim
+    where
+        uses_kept_scores('ranking', proximity_ignore, control_depth, score_type, trim)
+        or uses_kept_scores('receiver', proximity_ignore, control_depth, score_type, trim)
     union all
     select
         computed.model,
@@ -50,16 +48,10 @@ with scores as (
         computed.n_valid_rows
     from
         column_scores(
-            tag := tag,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers,
             unscored_only := uses_kept_scores(
                 'ranking', proximity_ignore, control_depth, score_type, trim
-            )
+            ) or uses_kept_scores('receiver', proximity_ignore, control_depth, score_type, trim),
+            {{ pass: tag, @metric }}
         ) as computed
 )
 

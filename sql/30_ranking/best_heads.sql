@@ -21,37 +21,15 @@
 --- n_sentences: n, analysed sentences (after trim)
 --- n_va: target sentences among the analysed ones
 --- va_rate: n_va / max(1, n_sentences)
-create or replace macro best_heads(
-    tag := 'verbalized_evaluation_awareness',
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := false
-) as table
-with stats as (
-    select *
-    from
-        head_stats(
-            tag := tag,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers
-        )
-),
-
-ordered as (
+create or replace macro best_heads({{ params: tag, @metric }}) as table
+with ordered as (
     select
         stats.*,
         row_number() over (
             partition by stats.model, stats.rollout_id, stats.layer
-            order by round(abs(stats.delta_va_vert), 12) desc nulls last, stats.head
+            order by best_head_key(stats.delta_va_vert) desc nulls last, stats.head
         ) as head_order
-    from stats
+    from head_stats({{ pass: tag, @metric }}) as stats
 ),
 
 chosen as (

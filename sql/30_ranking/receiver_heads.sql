@@ -9,16 +9,7 @@
 --- head: query head index
 --- mean_kurtosis: mean over rollouts of the head's kurtosis (defined values only)
 --- n_rollouts: rollouts with a defined kurtosis for this head
-create or replace macro receiver_heads(
-    k := 20,
-    tag := 'verbalized_evaluation_awareness',
-    proximity_ignore := 4,
-    control_depth := false,
-    score_type := 'mean',
-    trim := false,
-    layers := null,
-    all_layers := true
-) as table
+create or replace macro receiver_heads({{ params: k, tag, @metric }}) as table
 with per_head as (
     select
         kurt.model,
@@ -27,15 +18,7 @@ with per_head as (
         avg(kurt.kurtosis) as mean_kurtosis,
         count(kurt.kurtosis) as n_rollouts
     from
-        receiver_head_kurtosis(
-            tag := tag,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers
-        ) as kurt
+        receiver_head_kurtosis({{ pass: tag, @metric }}) as kurt
     group by kurt.model, kurt.layer, kurt.head
     having count(kurt.kurtosis) > 0
 ),

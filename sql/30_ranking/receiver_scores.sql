@@ -9,32 +9,14 @@
 --- idx: original sentence index
 --- receiver_score: mean v_c over the receiver heads with a defined v_c; NULL when none
 --- n_heads: receiver heads with a defined v_c for this sentence
-create or replace macro receiver_scores(
-    k := 20,
-    tag := 'verbalized_evaluation_awareness',
-    proximity_ignore := 4,
-    control_depth := false,
-    score_type := 'mean',
-    trim := false,
-    layers := null,
-    all_layers := true
-) as table
+create or replace macro receiver_scores({{ params: k, tag, @metric }}) as table
 with heads as (
     select
         receivers.model,
         receivers.layer,
         receivers.head
     from
-        receiver_heads(
-            k := k,
-            tag := tag,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers
-        ) as receivers
+        receiver_heads({{ pass: k, tag, @metric }}) as receivers
 ),
 
 scores as (
@@ -46,15 +28,7 @@ scores as (
         vert.idx,
         vert.vertical_score
     from
-        vertical_scores(
-            tag := tag,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers
-        ) as vert
+        vertical_scores({{ pass: tag, @metric }}) as vert
 )
 
 select
@@ -64,10 +38,7 @@ select
     avg(scores.vertical_score) as receiver_score,
     count(scores.vertical_score)::integer as n_heads
 from scores
-inner join heads
-    on heads.model = scores.model
-    and heads.layer = scores.layer
-    and heads.head = scores.head
+inner join heads using (model, layer, head)
 group by scores.model, scores.rollout_id, scores.idx;
 
 create or replace view receiver_scores as

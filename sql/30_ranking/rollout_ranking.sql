@@ -19,30 +19,8 @@
 --- heads: best head of each layer (aligned with layers; NULL where no head has a defined ΔVA)
 --- delta_va_vert_by_layer: ΔVA of each layer's best head (aligned with layers)
 --- lift_in_va_by_layer: lift_in_va of each layer's best head (aligned with layers)
-create or replace macro rollout_ranking(
-    tag := 'verbalized_evaluation_awareness',
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := false
-) as table
-with best as (
-    select *
-    from
-        best_heads(
-            tag := tag,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers
-        )
-),
-
-per_rollout as (
+create or replace macro rollout_ranking({{ params: tag, @metric }}) as table
+with per_rollout as (
     select
         best.model,
         best.rollout_id,
@@ -54,7 +32,7 @@ per_rollout as (
         list(best.head::integer order by best.layer) as heads,
         list(best.delta_va_vert order by best.layer) as delta_va_vert_by_layer,
         list(best.lift_in_va order by best.layer) as lift_in_va_by_layer
-    from best
+    from best_heads({{ pass: tag, @metric }}) as best
     group by best.model, best.rollout_id
 ),
 
@@ -89,8 +67,7 @@ select
     ranked.delta_va_vert_by_layer,
     ranked.lift_in_va_by_layer
 from ranked
-inner join analysed_rollouts(tag := tag, trim := trim) as rollouts
-    on rollouts.rollout_id = ranked.rollout_id
+inner join analysed_rollouts({{ pass: tag, trim }}) as rollouts using (rollout_id)
 order by ranked.model, ranked.rollout_rank;
 
 create or replace view rollout_ranking as

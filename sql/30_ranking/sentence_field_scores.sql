@@ -14,17 +14,7 @@
 --- receiver_score: mean v_c over the k receiver heads; NULL when undefined
 --- in_degree: later sentences that depend on it (depends_on)
 --- out_degree: earlier sentences it depends on
-create or replace macro sentence_field_scores(
-    field := null,
-    k := 20,
-    tag := 'verbalized_evaluation_awareness',
-    proximity_ignore := 4,
-    control_depth := false,
-    score_type := 'mean',
-    trim := false,
-    layers := null,
-    all_layers := true
-) as table
+create or replace macro sentence_field_scores({{ params: field, k, tag, @metric }}) as table
 select
     receivers.model,
     receivers.rollout_id,
@@ -37,20 +27,9 @@ select
     graph.in_degree,
     graph.out_degree
 from
-    receiver_scores(
-        k := k,
-        tag := tag,
-        proximity_ignore := proximity_ignore,
-        control_depth := control_depth,
-        score_type := score_type,
-        trim := trim,
-        layers := layers,
-        all_layers := all_layers
-    ) as receivers
-inner join numeric_fields(field := field) as fields
-    on fields.rollout_id = receivers.rollout_id and fields.idx = receivers.idx
-inner join sentence_graph as graph
-    on graph.rollout_id = receivers.rollout_id and graph.idx = receivers.idx
+    receiver_scores({{ pass: k, tag, @metric }}) as receivers
+inner join numeric_fields(field := field) as fields using (rollout_id, idx)
+inner join sentence_graph as graph using (rollout_id, idx)
 order by receivers.model, receivers.rollout_id, receivers.idx;
 
 create or replace view sentence_field_scores as

@@ -17,35 +17,8 @@
 --- vertical_score_by_layer: v_c of the sentence in each layer's best head (aligned with layers)
 --- in_degree: later sentences that depend on it (depends_on)
 --- out_degree: earlier sentences it depends on
-create or replace macro sentence_scores(
-    k := 20,
-    tag := 'verbalized_evaluation_awareness',
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := false
-) as table
-with best as (
-    select
-        best_heads.model,
-        best_heads.rollout_id,
-        best_heads.layer,
-        best_heads.head
-    from
-        best_heads(
-            tag := tag,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers
-        ) as best_heads
-),
-
-vert as (
+create or replace macro sentence_scores({{ params: k, tag, @metric }}) as table
+with vert as (
     select
         scores.model,
         scores.rollout_id,
@@ -54,15 +27,7 @@ vert as (
         scores.idx,
         scores.vertical_score
     from
-        vertical_scores(
-            tag := tag,
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers
-        ) as scores
+        vertical_scores({{ pass: tag, @metric }}) as scores
 ),
 
 -- every sentence of each (model, rollout) that has attention, once per chosen layer
@@ -73,8 +38,8 @@ grid as (
         best.layer,
         best.head,
         graph.idx
-    from best
-    inner join sentence_graph as graph on graph.rollout_id = best.rollout_id
+    from best_heads({{ pass: tag, @metric }}) as best
+    inner join sentence_graph as graph using (rollout_id)
 ),
 
 by_sentence as (
@@ -86,12 +51,7 @@ by_sentence as (
         list(grid.head::integer order by grid.layer) as heads,
         list(vert.vertical_score order by grid.layer) as vertical_score_by_layer
     from grid
-    left join vert
-        on vert.model = grid.model
-        and vert.rollout_id = grid.rollout_id
-        and vert.layer = grid.layer
-        and vert.head = grid.head
-        and vert.idx = grid.idx
+    left join vert using (model, rollout_id, layer, head, idx)
     group by grid.model, grid.rollout_id, grid.idx
 )
 
@@ -108,12 +68,8 @@ select
     graph.in_degree,
     graph.out_degree
 from by_sentence
-inner join sentence_graph as graph
-    on graph.rollout_id = by_sentence.rollout_id and graph.idx = by_sentence.idx
-left join receiver_scores(k := k, tag := tag) as receivers
-    on receivers.model = by_sentence.model
-    and receivers.rollout_id = by_sentence.rollout_id
-    and receivers.idx = by_sentence.idx
+inner join sentence_graph as graph using (rollout_id, idx)
+left join receiver_scores({{ pass: k, tag }}) as receivers using (model, rollout_id, idx)
 order by by_sentence.model, by_sentence.rollout_id, by_sentence.idx;
 
 create or replace view sentence_scores as

@@ -15,11 +15,7 @@
 --- n_scored: number of scored columns of the rollout (n - p when positive)
 --- stratum: stratum of column c under the chosen null (null_strata)
 create or replace macro column_permutations(
-    permutations := 1000,
-    seed := 0,
-    null_model := 'position',
-    proximity_ignore := 4,
-    trim := true
+    {{ params: permutations, seed, null_model, proximity_ignore, trim }}
 ) as table
 with keyed as (
     select
@@ -33,7 +29,7 @@ with keyed as (
             seed::bigint::varchar || '/' || draws.permutation::varchar || '/'
             || strata.rollout_id || '/' || strata.idx::varchar
         ) as sort_key
-    from null_strata(null_model := null_model, proximity_ignore := proximity_ignore, trim := trim) as strata
+    from null_strata({{ pass: null_model, proximity_ignore, trim }}) as strata
     cross join (
         select range::integer as permutation
         from range(1, checked_permutations(permutations) + 1)

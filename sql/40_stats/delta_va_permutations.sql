@@ -22,20 +22,7 @@
 --- permutation: 0 = the observed labels, 1..n_draws = the null's labellings
 --- delta_va_vert: ΔVA under the observed labels (NULL for permutation > 0)
 --- excess_delta_va: ΔVA of that labelling on the residual scores (the test statistic)
-create or replace macro delta_va_permutations(
-    tag := 'verbalized_evaluation_awareness',
-    all_tags := false,
-    permutations := 1000,
-    seed := 0,
-    null_model := 'position',
-    exact := true,
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := false
-) as table
+create or replace macro delta_va_permutations({{ params: tag, all_tags, @null, @metric }}) as table
 -- v_c and the residual score of every analysed column as lists indexed by c + 1 (NULL
 -- where undefined), and their sums and the count of defined ones, per (model, rollout,
 -- layer, head)
@@ -51,12 +38,9 @@ with fitted as (
             )) * sqrt(vert.n_valid_rows)
         end as residual_score
     from
-        vertical_scores(
-            tag := null, proximity_ignore := proximity_ignore, control_depth := control_depth,
-            score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
-        ) as vert
+        vertical_scores(tag := null, {{ pass: @metric }}) as vert
     left join
-        null_strata(null_model := null_model, proximity_ignore := proximity_ignore, trim := trim) as strata
+        null_strata({{ pass: null_model, proximity_ignore, trim }}) as strata
         on strata.rollout_id = vert.rollout_id and strata.c = vert.c
     window stratum_window as (partition by vert.model, vert.rollout_id, vert.layer, vert.head, strata.stratum)
 ),
@@ -80,8 +64,7 @@ counts as (
     select *
     from
         labelling_counts(
-            tag := tag, all_tags := all_tags, permutations := permutations, null_model := null_model,
-            exact := exact, proximity_ignore := proximity_ignore, trim := trim
+            {{ pass: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim }}
         )
 ),
 
@@ -89,8 +72,7 @@ sides as (
     select *
     from
         label_permutations(
-            tag := tag, all_tags := all_tags, permutations := permutations, seed := seed,
-            null_model := null_model, exact := exact, proximity_ignore := proximity_ignore, trim := trim
+            {{ pass: tag, all_tags, @null, proximity_ignore, trim }}
         )
 ),
 
@@ -121,30 +103,24 @@ target_sums as (
         heads.n_target,
         heads.residual_sum,
         sides.permutation,
-        case when heads.sums_targets then 1 else -1 end
-        * list_sum(list_select(heads.residuals_by_column, sides.side_columns))
-        + case when heads.sums_targets then 0 else heads.residual_sum end as residual_target_sum
+        side_sum(heads.residuals_by_column, sides.side_columns, heads.sums_targets, heads.residual_sum)
+            as residual_target_sum
     from sides
-    inner join heads
-        on heads.tag = sides.tag
-        and heads.rollout_id = sides.rollout_id
+    inner join heads using (tag, rollout_id)
 ),
 
 observed_sums as (
     select
+        side_sum(heads.scores_by_column, sides.side_columns, heads.sums_targets, heads.score_sum)
+            as target_sum,
+        heads.score_sum,
         heads.tag,
         heads.model,
         heads.rollout_id,
         heads.layer,
-        heads.head,
-        case when heads.sums_targets then 1 else -1 end
-        * list_sum(list_select(heads.scores_by_column, sides.side_columns))
-        + case when heads.sums_targets then 0 else heads.score_sum end as target_sum,
-        heads.score_sum
+        heads.head
     from sides
-    inner join heads
-        on heads.tag = sides.tag
-        and heads.rollout_id = sides.rollout_id
+    inner join heads using (tag, rollout_id)
     where sides.permutation = 0
 )
 

@@ -20,16 +20,7 @@
 --- spearman_rho: Spearman's rank correlation; NULL when either side is constant
 --- p_value: two-sided permutation p-value of spearman_rho; NULL when rho is NULL
 create or replace macro field_correlations(
-    field := null,
-    k := 20,
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := false,
-    permutations := 1000,
-    seed := 0
+    {{ params: field, k, @metric, permutations, seed }}
 ) as table
 with scores as (
     select
@@ -51,14 +42,7 @@ with scores as (
         vert.head::integer as head,
         vert.vertical_score as y
     from
-        vertical_scores(
-            proximity_ignore := proximity_ignore,
-            control_depth := control_depth,
-            score_type := score_type,
-            trim := trim,
-            layers := layers,
-            all_layers := all_layers
-        ) as vert
+        vertical_scores({{ pass: @metric }}) as vert
 ),
 
 pairs as (
@@ -73,8 +57,7 @@ pairs as (
         fields.value as x,
         scores.y
     from scores
-    inner join numeric_fields(field := field) as fields
-        on fields.rollout_id = scores.rollout_id and fields.idx = scores.idx
+    inner join numeric_fields(field := field) as fields using (rollout_id, idx)
     where scores.y is not null
 ),
 
@@ -202,9 +185,7 @@ cross_products as (
             list_select(per_rollout.pooled_rx_list, shuffles.shuffle), per_rollout.pooled_ry_list
         ) as pooled_sxy
     from per_rollout
-    inner join shuffles
-        on shuffles.rollout_id = per_rollout.rollout_id
-        and shuffles.idx_list = per_rollout.idx_list
+    inner join shuffles using (rollout_id, idx_list)
 ),
 
 -- the sums of the Pearson correlation of the ranks: per rollout, and pooled (rollout_id
@@ -221,9 +202,7 @@ sums as (
         per_rollout.syy,
         cross_products.sxy
     from cross_products
-    inner join per_rollout
-        on per_rollout.series_key = cross_products.series_key
-        and per_rollout.rollout_id = cross_products.rollout_id
+    inner join per_rollout using (series_key, rollout_id)
     union all
     select
         per_rollout.series_key,
@@ -236,9 +215,7 @@ sums as (
         sum(per_rollout.pooled_syy) as syy,
         sum(cross_products.pooled_sxy) as sxy
     from cross_products
-    inner join per_rollout
-        on per_rollout.series_key = cross_products.series_key
-        and per_rollout.rollout_id = cross_products.rollout_id
+    inner join per_rollout using (series_key, rollout_id)
     group by per_rollout.series_key, cross_products.permutation
 ),
 
@@ -303,7 +280,7 @@ select
             then (1 + tested.n_as_extreme) / (1 + tested.n_permutations)::double
     end as p_value
 from tested
-inner join series on series.series_key = tested.series_key
+inner join series using (series_key)
 order by
     series.model, series.field, series.score, series.layer, series.head,
     tested.rollout_id nulls first;

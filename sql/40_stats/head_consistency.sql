@@ -34,17 +34,7 @@
 --- mean_excess_delta_va: M_0, mean over problems of the mean excess ΔVA (ΔVA minus what position and length predict)
 --- q_value: Benjamini-Hochberg q-value of p_value over the heads of this tag and model
 create or replace macro head_consistency(
-    tag := 'verbalized_evaluation_awareness',
-    all_tags := false,
-    permutations := 1000,
-    seed := 0,
-    null_model := 'position',
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := true
+    {{ params: tag, all_tags, permutations, seed, null_model, @metric }}
 ) as table
 with deltas as materialized (
     select
@@ -52,16 +42,12 @@ with deltas as materialized (
         coalesce(counts.problem_id, deltas.rollout_id) as cluster_id
     from
         delta_va_permutations(
-            tag := tag, all_tags := all_tags,
             permutations := case when null_model = 'uniform' then 0 else permutations end,
-            seed := seed, null_model := null_model, exact := false, proximity_ignore := proximity_ignore,
-            control_depth := control_depth, score_type := score_type, trim := trim,
-            layers := layers, all_layers := all_layers
+            exact := false, {{ pass: tag, all_tags, seed, null_model, @metric }}
         ) as deltas
     inner join
         labelling_counts(
-            tag := tag, all_tags := all_tags, permutations := 0, null_model := null_model,
-            proximity_ignore := proximity_ignore, trim := trim
+            permutations := 0, {{ pass: tag, all_tags, null_model, proximity_ignore, trim }}
         ) as counts using (tag, rollout_id)
 ),
 
@@ -111,7 +97,7 @@ flipped as (
         list_dot_product(summaries.delta_by_rollout, sign_patterns.signs_by_rollout) / summaries.n_rollouts
             as flipped_mean
     from summaries
-    inner join sign_patterns on sign_patterns.rollout_ids = summaries.rollout_ids
+    inner join sign_patterns using (rollout_ids)
 ),
 
 -- |t_k| from the flipped mean (Σ x² does not change under sign flips), observation included
@@ -245,10 +231,7 @@ tested as (
 ranked as (
     select
         tested.*,
-        count(*) over (
-            partition by tested.tag, tested.model order by tested.p_value
-            range between unbounded preceding and current row
-        ) as p_rank,
+        bh_rank(tested.p_value, [tested.tag, tested.model]) as p_rank,
         count(*) over (partition by tested.tag, tested.model) as family_size
     from tested
 )
@@ -274,10 +257,8 @@ select
     ranked.p_value_fwer,
     ranked.n_problems,
     ranked.mean_excess_delta_va,
-    least(1, min(bh_step(ranked.p_value, ranked.p_rank, ranked.family_size)) over (
-        partition by ranked.tag, ranked.model order by ranked.p_value desc
-        range between unbounded preceding and current row
-    )) as q_value
+    bh_q_value(ranked.p_value, ranked.p_rank, ranked.family_size, [ranked.tag, ranked.model])
+        as q_value
 from ranked;
 
 create or replace view head_consistency as

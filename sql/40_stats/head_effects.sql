@@ -20,25 +20,12 @@
 --- ci_high: upper bound of the bootstrap confidence interval of the mean
 --- resamples: B, the number of bootstrap resamples
 create or replace macro head_effects(
-    tag := 'verbalized_evaluation_awareness',
-    all_tags := false,
-    resamples := 1000,
-    confidence := 0.95,
-    seed := 0,
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := true
+    {{ params: tag, all_tags, resamples, confidence, seed, @metric }}
 ) as table
 with deltas as materialized (
     select *
     from
-        rollout_deltas(
-            tag := tag, all_tags := all_tags, proximity_ignore := proximity_ignore, control_depth := control_depth,
-            score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
-        )
+        rollout_deltas({{ pass: tag, all_tags, @metric }})
 ),
 
 -- the clusters of each (tag, model), numbered 1..n in id order

@@ -25,37 +25,18 @@
 --- is_exact: every labelling was enumerated (p exact, at least 1 / n_labellings)
 --- n_draws: labellings the p-value counts over (n_labellings when exact, else K)
 --- q_value: Benjamini-Hochberg q-value over the heads of this tag, model and rollout
-create or replace macro head_pvalues(
-    tag := 'verbalized_evaluation_awareness',
-    all_tags := false,
-    permutations := 1000,
-    seed := 0,
-    null_model := 'position',
-    exact := true,
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := false
-) as table
+create or replace macro head_pvalues({{ params: tag, all_tags, @null, @metric }}) as table
 with deltas as materialized (
     select *
     from
-        delta_va_permutations(
-            tag := tag, all_tags := all_tags, permutations := permutations, seed := seed,
-            null_model := null_model, exact := exact, proximity_ignore := proximity_ignore,
-            control_depth := control_depth, score_type := score_type, trim := trim,
-            layers := layers, all_layers := all_layers
-        )
+        delta_va_permutations({{ pass: tag, all_tags, @null, @metric }})
 ),
 
 counts as (
     select *
     from
         labelling_counts(
-            tag := tag, all_tags := all_tags, permutations := permutations, null_model := null_model,
-            exact := exact, proximity_ignore := proximity_ignore, trim := trim
+            {{ pass: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim }}
         )
 ),
 
@@ -74,12 +55,7 @@ extremes as (
         observed.head,
         count(*) as n_as_extreme
     from deltas
-    inner join observed
-        on observed.tag = deltas.tag
-        and observed.model = deltas.model
-        and observed.rollout_id = deltas.rollout_id
-        and observed.layer = deltas.layer
-        and observed.head = deltas.head
+    inner join observed using (tag, model, rollout_id, layer, head)
     where
         deltas.permutation > 0
         and is_as_extreme(abs(deltas.excess_delta_va), abs(observed.excess_delta_va))
@@ -104,10 +80,7 @@ tested as (
 ranked as (
     select
         tested.*,
-        count(*) over (
-            partition by tested.tag, tested.model, tested.rollout_id order by tested.p_value
-            range between unbounded preceding and current row
-        ) as p_rank,
+        bh_rank(tested.p_value, [tested.tag, tested.model, tested.rollout_id]) as p_rank,
         count(*) over (partition by tested.tag, tested.model, tested.rollout_id) as family_size
     from tested
 )
@@ -128,10 +101,9 @@ select
     ranked.n_labellings,
     ranked.is_exact,
     ranked.n_draws,
-    least(1, min(bh_step(ranked.p_value, ranked.p_rank, ranked.family_size)) over (
-        partition by ranked.tag, ranked.model, ranked.rollout_id order by ranked.p_value desc
-        range between unbounded preceding and current row
-    )) as q_value
+    bh_q_value(
+        ranked.p_value, ranked.p_rank, ranked.family_size, [ranked.tag, ranked.model, ranked.rollout_id]
+    ) as q_value
 from ranked;
 
 create or replace view head_pvalues as

@@ -12,21 +12,13 @@
 --- permutation: 0 = the observed labels, 1..n_draws = the null's labellings
 --- side_columns: summed columns (c + 1, ascending): targets when sums_targets, else the others
 create or replace macro label_permutations(
-    tag := 'verbalized_evaluation_awareness',
-    all_tags := false,
-    permutations := 1000,
-    seed := 0,
-    null_model := 'position',
-    exact := true,
-    proximity_ignore := 4,
-    trim := true
+    {{ params: tag, all_tags, @null, proximity_ignore, trim }}
 ) as table
 with counts as materialized (
     select *
     from
         labelling_counts(
-            tag := tag, all_tags := all_tags, permutations := permutations, null_model := null_model,
-            exact := exact, proximity_ignore := proximity_ignore, trim := trim
+            {{ pass: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim }}
         )
 ),
 
@@ -34,8 +26,7 @@ labels as materialized (
     select labels.*
     from
         scored_labels(
-            tag := tag, all_tags := all_tags, null_model := null_model,
-            proximity_ignore := proximity_ignore, trim := trim
+            {{ pass: tag, all_tags, null_model, proximity_ignore, trim }}
         ) as labels
     semi join counts using (tag, rollout_id)
 ),
@@ -59,10 +50,9 @@ sampled as (
         orders.position <= counts.stratum_targets[orders.stratum] as is_target
     from
         column_permutations(
-            permutations := permutations, seed := seed, null_model := null_model,
-            proximity_ignore := proximity_ignore, trim := trim
+            {{ pass: permutations, seed, null_model, proximity_ignore, trim }}
         ) as orders
-    inner join counts on counts.rollout_id = orders.rollout_id
+    inner join counts using (rollout_id)
     where not counts.is_exact
 ),
 
@@ -150,9 +140,7 @@ enumerated_targets as (
             as targets
     from counts
     cross join unnest(range(1, counts.n_draws + 1)) as draws(permutation)
-    left join radices
-        on radices.tag = counts.tag
-        and radices.rollout_id = counts.rollout_id
+    left join radices using (tag, rollout_id)
     left join subsets
         on subsets.tag = radices.tag
         and subsets.rollout_id = radices.rollout_id

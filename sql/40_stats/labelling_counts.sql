@@ -18,20 +18,13 @@
 --- sums_targets: the permutations sum the targets (t <= n_scored - t), else the others
 --- stratum_targets: map from stratum to its number of target columns (t_s)
 create or replace macro labelling_counts(
-    tag := 'verbalized_evaluation_awareness',
-    all_tags := false,
-    permutations := 1000,
-    null_model := 'position',
-    exact := true,
-    proximity_ignore := 4,
-    trim := true
+    {{ params: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim }}
 ) as table
 with labels as (
     select *
     from
         scored_labels(
-            tag := tag, all_tags := all_tags, null_model := null_model,
-            proximity_ignore := proximity_ignore, trim := trim
+            {{ pass: tag, all_tags, null_model, proximity_ignore, trim }}
         )
 ),
 

@@ -16,11 +16,7 @@
 --- stratum: stratum of the chosen null (0 for 'uniform')
 --- n_stratum: scored columns in that stratum
 --- problem_id: the rollout's problem (rollouts.problem_id)
-create or replace macro null_strata(
-    null_model := 'position',
-    proximity_ignore := 4,
-    trim := true
-) as table
+create or replace macro null_strata({{ params: null_model, proximity_ignore, trim }}) as table
 with scored as (
     select
         sentences.rollout_id,

@@ -23,18 +23,7 @@
 --- p_value: two-sided permutation p-value of the mean ΔVA of this head (head_consistency)
 --- p_value_fwer: family-wise (max-T over every head of the chosen layers) p-value
 create or replace macro receiver_head_delta_va(
-    k := 20,
-    tag := 'verbalized_evaluation_awareness',
-    all_tags := false,
-    permutations := 1000,
-    seed := 0,
-    null_model := 'position',
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := true
+    {{ params: k, tag, all_tags, permutations, seed, null_model, @metric }}
 ) as table
 with receivers as (
     select *
@@ -45,9 +34,7 @@ consistency as (
     select *
     from
         head_consistency(
-            tag := tag, all_tags := all_tags, permutations := permutations, seed := seed,
-            null_model := null_model, proximity_ignore := proximity_ignore, control_depth := control_depth,
-            score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
+            {{ pass: tag, all_tags, permutations, seed, null_model, @metric }}
         )
 )
 
@@ -68,10 +55,7 @@ select
     consistency.p_value,
     consistency.p_value_fwer
 from receivers
-inner join consistency
-    on consistency.model = receivers.model
-    and consistency.layer = receivers.layer
-    and consistency.head = receivers.head
+inner join consistency using (model, layer, head)
 order by consistency.tag, receivers.model, receivers.rank;
 
 create or replace view receiver_head_delta_va as

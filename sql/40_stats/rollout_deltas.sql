@@ -11,24 +11,15 @@
 --- layer: layer index
 --- head: query head index
 --- delta_va_vert: observed ΔVA
-create or replace macro rollout_deltas(
-    tag := 'verbalized_evaluation_awareness',
-    all_tags := false,
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := true
-) as table
+create or replace macro rollout_deltas({{ params: tag, all_tags, @metric }}) as table
 with counts as (
     select
         counts.*,
         count(distinct counts.problem_id) over (partition by counts.tag) as n_problems
     from
         labelling_counts(
-            tag := tag, all_tags := all_tags, permutations := 0, null_model := 'uniform',
-            proximity_ignore := proximity_ignore, trim := trim
+            permutations := 0, null_model := 'uniform',
+            {{ pass: tag, all_tags, proximity_ignore, trim }}
         ) as counts
 )
 
@@ -43,9 +34,7 @@ select
     deltas.delta_va_vert
 from
     delta_va_permutations(
-        tag := tag, all_tags := all_tags, permutations := 0, null_model := 'uniform',
-        proximity_ignore := proximity_ignore, control_depth := control_depth, score_type := score_type,
-        trim := trim, layers := layers, all_layers := all_layers
+        permutations := 0, null_model := 'uniform', {{ pass: tag, all_tags, @metric }}
     ) as deltas
 inner join counts using (tag, rollout_id);
 

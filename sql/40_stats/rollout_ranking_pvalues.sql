@@ -27,19 +27,7 @@
 --- permutations: K, the number of permutations asked for
 --- n_labellings: distinct labellings of the rollout under the null
 --- q_value_score: Benjamini-Hochberg q-value of p_value_score over the model's rollouts
-create or replace macro rollout_ranking_pvalues(
-    tag := 'verbalized_evaluation_awareness',
-    permutations := 1000,
-    seed := 0,
-    null_model := 'position',
-    exact := true,
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := false
-) as table
+create or replace macro rollout_ranking_pvalues({{ params: tag, @null, @metric }}) as table
 with scores as materialized (
     select
         maxima.model,
@@ -47,11 +35,7 @@ with scores as materialized (
         maxima.permutation,
         sum(maxima.max_abs_excess) as score
     from
-        layer_maxima(
-            tag := tag, permutations := permutations, seed := seed, null_model := null_model,
-            exact := exact, proximity_ignore := proximity_ignore, control_depth := control_depth,
-            score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
-        ) as maxima
+        layer_maxima({{ pass: tag, @null, @metric }}) as maxima
     group by maxima.model, maxima.rollout_id, maxima.permutation
 ),
 
@@ -59,8 +43,7 @@ counts as (
     select *
     from
         labelling_counts(
-            tag := tag, permutations := permutations, null_model := null_model, exact := exact,
-            proximity_ignore := proximity_ignore, trim := trim
+            {{ pass: tag, permutations, null_model, exact, proximity_ignore, trim }}
         )
 ),
 
@@ -75,7 +58,7 @@ score_pvalues as (
             any_value(counts.is_exact)
         ) as p_value_score
     from scores as observed
-    inner join counts on counts.rollout_id = observed.rollout_id
+    inner join counts using (rollout_id)
     left join scores as permuted
         on permuted.model = observed.model
         and permuted.rollout_id = observed.rollout_id
@@ -87,10 +70,7 @@ score_pvalues as (
 ranked_scores as (
     select
         score_pvalues.*,
-        count(*) over (
-            partition by score_pvalues.model order by score_pvalues.p_value_score
-            range between unbounded preceding and current row
-        ) as p_rank,
+        bh_rank(score_pvalues.p_value_score, score_pvalues.model) as p_rank,
         count(*) over (partition by score_pvalues.model) as family_size
     from score_pvalues
 ),
@@ -98,30 +78,23 @@ ranked_scores as (
 score_qvalues as (
     select
         ranked_scores.*,
-        least(1, min(bh_step(ranked_scores.p_value_score, ranked_scores.p_rank, ranked_scores.family_size)) over (
-            partition by ranked_scores.model order by ranked_scores.p_value_score desc
-            range between unbounded preceding and current row
-        )) as q_value_score
+        bh_q_value(
+            ranked_scores.p_value_score, ranked_scores.p_rank, ranked_scores.family_size,
+            ranked_scores.model
+        ) as q_value_score
     from ranked_scores
 ),
 
 ranking as (
     select *
     from
-        rollout_ranking(
-            tag := tag, proximity_ignore := proximity_ignore, control_depth := control_depth,
-            score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
-        )
+        rollout_ranking({{ pass: tag, @metric }})
 ),
 
 selected as (
     select *
     from
-        selected_head_pvalues(
-            tag := tag, permutations := permutations, seed := seed, null_model := null_model,
-            exact := exact, proximity_ignore := proximity_ignore, control_depth := control_depth,
-            score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
-        )
+        selected_head_pvalues({{ pass: tag, @null, @metric }})
 ),
 
 aligned as (
@@ -159,12 +132,8 @@ select
     score_qvalues.n_labellings,
     score_qvalues.q_value_score
 from ranking
-left join score_qvalues
-    on score_qvalues.model = ranking.model
-    and score_qvalues.rollout_id = ranking.rollout_id
-left join aligned
-    on aligned.model = ranking.model
-    and aligned.rollout_id = ranking.rollout_id
+left join score_qvalues using (model, rollout_id)
+left join aligned using (model, rollout_id)
 order by ranking.model, ranking.rank;
 
 create or replace view rollout_ranking_pvalues as

@@ -15,15 +15,11 @@
 --- n_stratum: scored columns in that stratum
 --- problem_id: the rollout's problem (rollouts.problem_id)
 create or replace macro scored_labels(
-    tag := 'verbalized_evaluation_awareness',
-    all_tags := false,
-    null_model := 'position',
-    proximity_ignore := 4,
-    trim := true
+    {{ params: tag, all_tags, null_model, proximity_ignore, trim }}
 ) as table
 with strata as (
     select *
-    from null_strata(null_model := null_model, proximity_ignore := proximity_ignore, trim := trim)
+    from null_strata({{ pass: null_model, proximity_ignore, trim }})
 ),
 
 real as (
@@ -35,8 +31,7 @@ real as (
     from
         analysed_tags(
             tag := case when starts_with(tag, 'placebo:') then tag[9:] else tag end,
-            all_tags := all_tags,
-            trim := trim
+            {{ pass: all_tags, trim }}
         ) as labels
     where is_scored_column(labels.r, labels.n_sentences, proximity_ignore)
 ),
@@ -50,9 +45,7 @@ joined as (
         row_number() over placebo_window as placebo_rank,
         count(*) filter (where real.is_target) over placebo_window as n_target_in_stratum
     from real
-    inner join strata
-        on strata.rollout_id = real.rollout_id
-        and strata.c = real.c
+    inner join strata using (rollout_id, c)
     window placebo_window as (
         partition by real.tag, strata.rollout_id, strata.position_stratum
         order by md5('placebo/' || strata.rollout_id || '/' || strata.idx::varchar), strata.idx

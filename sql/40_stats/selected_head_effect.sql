@@ -19,24 +19,11 @@
 --- holdout_b_on_a: head_b's mean ΔVA on half A, times the sign of its mean on half B
 --- split_half_estimate: mean of the two holdout estimates
 --- in_sample_abs_delta_va: |mean ΔVA| of the best head over all rollouts (selection-inflated)
-create or replace macro selected_head_effect(
-    tag := 'verbalized_evaluation_awareness',
-    all_tags := false,
-    seed := 0,
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := false
-) as table
+create or replace macro selected_head_effect({{ params: tag, all_tags, seed, @metric }}) as table
 with deltas as materialized (
     select *
     from
-        rollout_deltas(
-            tag := tag, all_tags := all_tags, proximity_ignore := proximity_ignore, control_depth := control_depth,
-            score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
-        )
+        rollout_deltas({{ pass: tag, all_tags, @metric }})
 ),
 
 halves as (

@@ -21,29 +21,11 @@
 --- p_value_fwer: family-wise p-value of the selected head (max |excess ΔVA| over heads)
 --- n_target: target columns among the rollout's scored ones
 --- n_labellings: distinct labellings under the null
-create or replace macro selected_head_pvalues(
-    tag := 'verbalized_evaluation_awareness',
-    all_tags := false,
-    permutations := 1000,
-    seed := 0,
-    null_model := 'position',
-    exact := true,
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := false
-) as table
+create or replace macro selected_head_pvalues({{ params: tag, all_tags, @null, @metric }}) as table
 with best as (
     select heads.*
     from
-        head_pvalues(
-            tag := tag, all_tags := all_tags, permutations := permutations, seed := seed,
-            null_model := null_model, exact := exact, proximity_ignore := proximity_ignore,
-            control_depth := control_depth, score_type := score_type, trim := trim,
-            layers := layers, all_layers := all_layers
-        ) as heads
+        head_pvalues({{ pass: tag, all_tags, @null, @metric }}) as heads
     qualify row_number() over (
         partition by heads.tag, heads.model, heads.rollout_id, heads.layer
         order by best_head_key(heads.delta_va_vert) desc, heads.head
@@ -53,12 +35,7 @@ with best as (
 maxima as (
     select *
     from
-        layer_maxima(
-            tag := tag, all_tags := all_tags, permutations := permutations, seed := seed,
-            null_model := null_model, exact := exact, proximity_ignore := proximity_ignore,
-            control_depth := control_depth, score_type := score_type, trim := trim,
-            layers := layers, all_layers := all_layers
-        )
+        layer_maxima({{ pass: tag, all_tags, @null, @metric }})
 ),
 
 fwer_counts as (

@@ -31,26 +31,13 @@
 --- permutations: K, permutations drawn (label permutations and sign flips alike)
 --- top_q_value_fwer: Benjamini-Hochberg q-value of top_p_value_fwer over the model's tags
 create or replace macro tag_summary(
-    tag := 'verbalized_evaluation_awareness',
-    all_tags := true,
-    permutations := 1000,
-    seed := 0,
-    null_model := 'position',
-    alpha := 0.05,
-    proximity_ignore := 4,
-    control_depth := true,
-    score_type := 'mean',
-    trim := true,
-    layers := null,
-    all_layers := false
+    {{ params: tag, all_tags, permutations, seed, null_model, alpha, @metric }}
 ) as table
 with selections as (
     select *
     from
         selected_head_pvalues(
-            tag := tag, all_tags := all_tags, permutations := permutations, seed := seed,
-            null_model := null_model, proximity_ignore := proximity_ignore, control_depth := control_depth,
-            score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
+            {{ pass: tag, all_tags, permutations, seed, null_model, @metric }}
         )
 ),
 
@@ -58,9 +45,7 @@ consistency as (
     select *
     from
         head_consistency(
-            tag := tag, all_tags := all_tags, permutations := permutations, seed := seed,
-            null_model := null_model, proximity_ignore := proximity_ignore, control_depth := control_depth,
-            score_type := score_type, trim := trim, layers := layers, all_layers := all_layers
+            {{ pass: tag, all_tags, permutations, seed, null_model, @metric }}
         )
 ),
 
@@ -109,10 +94,7 @@ ranked_heads as (
 top_heads as (
     select
         ranked_heads.*,
-        count(*) over (
-            partition by ranked_heads.model order by ranked_heads.p_value_fwer
-            range between unbounded preceding and current row
-        ) as p_rank,
+        bh_rank(ranked_heads.p_value_fwer, ranked_heads.model) as p_rank,
         count(*) over (partition by ranked_heads.model) as family_size
     from ranked_heads
     where ranked_heads.head_order = 1 and ranked_heads.p_value_fwer is not null
@@ -121,10 +103,8 @@ top_heads as (
 top_qvalues as (
     select
         top_heads.*,
-        least(1, min(bh_step(top_heads.p_value_fwer, top_heads.p_rank, top_heads.family_size)) over (
-            partition by top_heads.model order by top_heads.p_value_fwer desc
-            range between unbounded preceding and current row
-        )) as q_value_fwer
+        bh_q_value(top_heads.p_value_fwer, top_heads.p_rank, top_heads.family_size, top_heads.model)
+            as q_value_fwer
     from top_heads
 ),
 
@@ -155,15 +135,9 @@ select
     permutations::integer as permutations,
     top_qvalues.q_value_fwer as top_q_value_fwer
 from per_rollout
-left join target_counts
-    on target_counts.tag = per_rollout.tag
-    and target_counts.model = per_rollout.model
-left join top_any
-    on top_any.tag = per_rollout.tag
-    and top_any.model = per_rollout.model
-left join top_qvalues
-    on top_qvalues.tag = per_rollout.tag
-    and top_qvalues.model = per_rollout.model
+left join target_counts using (tag, model)
+left join top_any using (tag, model)
+left join top_qvalues using (tag, model)
 order by per_rollout.model, per_rollout.tag;
 
 create or replace view tag_summary as
