@@ -156,11 +156,19 @@ def build_report(
 # --- what to rebuild -----------------------------------------------------------------------
 
 
+def code_sources() -> list[Path]:
+    """The files whose content decides the pages: the report code, the SQL it runs and
+    sql/*.py (sql/defaults.py renders the macros' defaults into that SQL)."""
+    root = Path(__file__).resolve().parent.parent
+    sql_dir = root / "sql"
+    return sorted([*root.joinpath("reports").glob("*.py"), *sql_dir.rglob("*.sql"), *sql_dir.glob("*.py")])
+
+
 def code_digest() -> str:
-    """The report code, the SQL it runs and the chart libraries: a change rebuilds."""
+    """The code sources and the chart libraries' versions: a change rebuilds."""
     hasher = hashlib.sha256()
     root = Path(__file__).resolve().parent.parent
-    for path in sorted([*root.joinpath("reports").glob("*.py"), *root.joinpath("sql").rglob("*.sql")]):
+    for path in code_sources():
         hasher.update(path.relative_to(root).as_posix().encode())
         hasher.update(path.read_bytes())
     hasher.update(f"altair {alt.__version__} vl-convert {vl_convert.__version__}".encode())

@@ -69,6 +69,20 @@ PER_MACRO: dict[str, tuple[dict[str, object], str]] = {
 }
 
 
+# The parameter sets whose column scores the warehouse keeps at ingest (README, "Kept
+# scores"): a metric called with one of them reads table kept_scores, not the cells.
+# sql/05_macros/uses_kept_scores.sql tests for them ({{ kept_test: SET }}),
+# sql/20_metrics/kept_scores_of.sql computes them ({{ kept: SET }}) and
+# warehouse/kept_scores.py computes the same numbers with NumPy as the layers stream in.
+# Changing a set makes the kept scores of existing warehouses stale (written with the old one).
+KEPT_SETS: dict[str, dict[str, object]] = {
+    # the notebook's setting (METRICS.md §4-5): the ranking, best heads, head_stats
+    "ranking": {"proximity_ignore": 4, "control_depth": True, "score_type": "mean", "trim": True},
+    # the thought-anchors paper's (METRICS.md §8): receiver heads and scores
+    "receiver": {"proximity_ignore": 4, "control_depth": False, "score_type": "mean", "trim": False},
+}
+
+
 def macro_defaults(macro: str) -> dict[str, object]:
     """The defaults of one macro's parameters: ``DEFAULTS`` with its declared differences."""
     overrides, _reason = PER_MACRO.get(macro, ({}, ""))

@@ -11,6 +11,11 @@ group is a tuple in ``GROUPS``, expanded in place):
   parameter with NAME's default;
 - ``callee({{ pass: tag, @metric }})`` renders ``tag := tag, proximity_ignore :=
   proximity_ignore, ...``: the caller hands its own parameters on by name.
+
+Two more name a kept score set (``KEPT_SETS``): ``{{ kept: ranking }}`` renders its
+arguments (``proximity_ignore := 4, control_depth := true, ...``) and ``{{ kept_test:
+ranking }}`` the test that a call's parameters are those (``proximity_ignore = 4 and
+control_depth = true and ...``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sql.defaults import GROUPS, macro_defaults
+from sql.defaults import GROUPS, KEPT_SETS, macro_defaults
 
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*:([^{}]*)\}\}")
 # A params placeholder stands right after the name and parenthesis of the macro it heads.
@@ -61,7 +66,10 @@ def render_text(text: str, where: str) -> str:
     """``text`` with every placeholder rendered; ``where`` names the file in errors."""
 
     def fill(match: re.Match) -> str:
-        kind, names = match.group(1), parameter_names(match.group(2), where)
+        kind = match.group(1)
+        if kind in ("kept", "kept_test"):
+            return kept_set(kind, match.group(2).strip(), where)
+        names = parameter_names(match.group(2), where)
         if kind == "pass":
             return ", ".join(f"{name} := {name}" for name in names)
         if kind != "params":
@@ -81,6 +89,16 @@ def render_text(text: str, where: str) -> str:
     if "{{" in rendered:
         raise RenderError(f"{where}: a '{{{{' that is not a placeholder")
     return rendered
+
+
+def kept_set(kind: str, name: str, where: str) -> str:
+    """A kept score set's parameters as named arguments (kept) or as a test (kept_test)."""
+    if name not in KEPT_SETS:
+        raise RenderError(f"{where}: unknown kept score set '{name}' (sql/defaults.py KEPT_SETS)")
+    values = KEPT_SETS[name].items()
+    if kind == "kept":
+        return ", ".join(f"{param} := {sql_literal(value)}" for param, value in values)
+    return " and ".join(f"{param} = {sql_literal(value)}" for param, value in values)
 
 
 def render(path: Path) -> str:

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 import cli
 import sql
 from reports.data import ReportParams
-from sql.defaults import DEFAULTS, GROUPS, PER_MACRO, macro_defaults
+from sql.defaults import DEFAULTS, GROUPS, KEPT_SETS, PER_MACRO, macro_defaults
 from sql.placeholders import RenderError, render_text
 
 HEADER = re.compile(r"\bcreate\s+(?:or\s+replace\s+)?(?:temp\s+|temporary\s+)?macro\s+"
@@ -177,7 +177,22 @@ def test_placeholders_render_defaults_groups_and_pass_through_lists():
         f"{name} := {name}" for name in GROUPS["metric"]) + ", k := 1)")
 
 
+def test_kept_set_placeholders_render_the_sets_of_sql_defaults():
+    assert render_text("f({{ kept: receiver }})", "x.sql") == (
+        "f(proximity_ignore := 4, control_depth := false, score_type := 'mean', trim := false)")
+    assert render_text("{{ kept_test: ranking }}", "x.sql") == (
+        "proximity_ignore = 4 and control_depth = true and score_type = 'mean' and trim = true")
+
+
+def test_the_kept_sets_are_what_the_metrics_use_by_default():
+    """The ranking set is the notebook's default setting, the receiver set the paper's."""
+    for name, macro in (("ranking", "rollout_ranking"), ("receiver", "receiver_heads")):
+        defaults = macro_defaults(macro)
+        assert KEPT_SETS[name] == {param: defaults[param] for param in KEPT_SETS[name]}
+
+
 @pytest.mark.parametrize("text, message", [
+    ("f({{ kept: nothing }})", "x.sql: unknown kept score set 'nothing'"),
     ("create macro m({{ params: tag, wobble }}) as 1",
      "x.sql: macro m: no default for parameter 'wobble' in sql/defaults.py"),
     ("create macro m({{ params: @nothing }}) as 1", "x.sql: unknown group '@nothing'"),

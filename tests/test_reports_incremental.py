@@ -7,7 +7,7 @@ from pathlib import Path
 
 from test_reports_build import listing, make_warehouse, sample_rollouts, table_rows
 
-from reports.build import build_report
+from reports.build import build_report, code_sources
 from reports.data import frame
 
 
@@ -61,3 +61,11 @@ def test_a_removed_page_is_rebuilt_and_a_new_rollout_added(tmp_path):
     grown = build_report(warehouse, out, png=False, permutations=0)
     assert grown.rebuilt == ("problem_9_va_09",) and grown.n_rollouts == 3
     assert (out / "problem_9_va_09" / "index.html").is_file()
+
+
+def test_the_code_digest_covers_the_rendered_sql_defaults():
+    """A default changed in sql/defaults.py changes the installed SQL, so pages rebuild."""
+    root = Path(__file__).resolve().parent.parent
+    expected = {root / "sql" / "defaults.py", root / "sql" / "placeholders.py",
+                root / "sql" / "20_metrics" / "vertical_scores.sql", root / "reports" / "pages.py"}
+    assert expected <= set(code_sources())

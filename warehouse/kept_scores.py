@@ -4,15 +4,16 @@ The definition is SQL's: table ``kept_scores`` (sql/00_tables) and macro
 ``kept_scores_of`` (sql/20_metrics), which the upgrade and repair run. Ranking 36 million
 cells per rollout in SQL takes minutes, so the writer computes the same numbers here with
 NumPy while it holds each layer anyway; tests/test_store_kept.py compares the two.
-Parameter sets: sql/05_macros/uses_kept_scores.sql (ranking: trim, p = 4, control_depth,
-mean; receiver: no trim, p = 4, raw values, mean).
+Parameter sets: sql/defaults.py KEPT_SETS (ranking: the notebook's; receiver: the paper's).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-PROXIMITY_IGNORE = 4
+from sql.defaults import KEPT_SETS
+
+RANKING, RECEIVER = KEPT_SETS["ranking"], KEPT_SETS["receiver"]
 COLUMNS = ("vertical_score", "n_valid_rows", "column_sum", "row_sum", "receiver_score")
 
 
@@ -41,12 +42,17 @@ def _column_means(scores: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np
         return np.where(count > 0, total / np.maximum(count, 1), np.nan), count
 
 
+def _first_analysed(params: dict, n: int) -> int:
+    """Index of the first analysed sentence: 1 when the set trims (METRICS.md §4, N >= 3)."""
+    return 1 if params["trim"] and n >= 3 else 0
+
+
 def layer_blocks(mats: np.ndarray, tags: list[list[str]]) -> dict[str, np.ndarray]:
     """Per tag of the rollout: TT, the sum of B[r, c] over analysed rows and columns that
     both carry the tag (c <= r; the matrices are lower-triangular), one value per head."""
     mats = np.tril(np.asarray(mats, dtype=np.float32)).astype(np.float64)
     n = mats.shape[-1]
-    first = 1 if n >= 3 else 0
+    first = _first_analysed(RANKING, n)
     members: dict[str, list[int]] = {}
     for idx in range(first, n - first):
         for tag in set(tags[idx]) if idx < len(tags) else ():
@@ -54,37 +60,41 @@ def layer_blocks(mats: np.ndarray, tags: list[list[str]]) -> dict[str, np.ndarra
     return {tag: mats[:, idx][:, :, idx].sum(axis=(1, 2)) for tag, idx in members.items()}
 
 
+def _set_scores(mats: np.ndarray, params: dict) -> tuple[slice, np.ndarray, np.ndarray]:
+    """Vertical scores of one kept set (METRICS.md §5): the analysed columns' slice of the
+    original indices, each column's mean score over its valid rows, and that row count."""
+    if params["score_type"] != "mean":
+        raise ValueError("kept scores are column means; sql/defaults.py KEPT_SETS asks for "
+                         f"score_type {params['score_type']!r}")
+    n = mats.shape[-1]
+    first = _first_analysed(params, n)
+    b = mats[:, first:n - first, first:n - first]
+    m = b.shape[-1]
+    r = np.arange(m)[:, None]
+    valid = np.broadcast_to(np.arange(m)[None, :] <= r - params["proximity_ignore"], b.shape)
+    if params["control_depth"]:  # rank-normalised valid cells of each row
+        ranked = _average_ranks(np.where(valid, b, np.float32(np.inf)))
+        scores = ranked / np.maximum(r - params["proximity_ignore"] + 1, 1).astype(np.float64)
+    else:  # raw values
+        scores = b.astype(np.float64)
+    mean, count = _column_means(scores, valid)
+    return slice(first, n - first), mean, count
+
+
 def layer_scores(mats: np.ndarray) -> dict[str, np.ndarray]:
     """Kept columns of one layer: each an [head, N] array indexed by original sentence idx
     (NaN where SQL has NULL: outside the analysed range, or no valid cell)."""
     mats = np.tril(np.asarray(mats, dtype=np.float32))
     heads, n, _ = mats.shape
-    p = PROXIMITY_IGNORE
     out = {name: np.full((heads, n), np.nan) for name in COLUMNS}
-    rows = np.arange(n)[:, None]
-    cols = np.arange(n)[None, :]
-
-    # receiver set: no trim, raw values
-    raw_valid = np.broadcast_to(cols <= rows - p, mats.shape)
-    out["receiver_score"], _ = _column_means(mats.astype(np.float64), raw_valid)
-
-    # ranking set: trim (METRICS.md §4), rank-normalised valid cells of each row (§5)
-    first = 1 if n >= 3 else 0
-    b = mats[:, first:n - first, first:n - first]
-    m = b.shape[-1]
-    if m == 0:
+    if n == 0:
         return out
-    r = np.arange(m)[:, None]
-    c = np.arange(m)[None, :]
-    valid = np.broadcast_to(c <= r - p, b.shape)
-    ranked = _average_ranks(np.where(valid, b, np.float32(np.inf)))
-    n_valid = np.maximum(r - p + 1, 1).astype(np.float64)
-    scores = ranked / n_valid
-    mean, count = _column_means(scores, valid)
-    span = slice(first, n - first)
+    span, mean, _ = _set_scores(mats, RECEIVER)
+    out["receiver_score"][:, span] = mean
+    span, mean, count = _set_scores(mats, RANKING)
     out["vertical_score"][:, span] = mean
     out["n_valid_rows"][:, span] = count
-    b64 = b.astype(np.float64)
-    out["column_sum"][:, span] = b64.sum(axis=1)
-    out["row_sum"][:, span] = b64.sum(axis=2)
+    analysed = mats[:, span, span].astype(np.float64)  # the ranking set's trim
+    out["column_sum"][:, span] = analysed.sum(axis=1)
+    out["row_sum"][:, span] = analysed.sum(axis=2)
     return out

@@ -1,7 +1,7 @@
 -- The rows of kept_scores for the stored cells of one model and rollout: what the
 -- warehouse writes, in the transaction that stores the rollout's attention, for every
--- stored layer (warehouse/catalog.py). The parameter values of the two sets are those
--- of uses_kept_scores (a test compares these rows with the metrics computed from cells).
+-- stored layer (warehouse/catalog.py), for the two sets of sql/defaults.py KEPT_SETS
+-- (a test compares these rows with the metrics computed from cells).
 -- Tag-free: no sentence is a target (tag := NULL), so column sums hold every row.
 -- Parameters: only_model, only_rollout (NULL: every model / rollout).
 --- model: model name
@@ -19,8 +19,8 @@ with ranking as (
     select *
     from
         column_scores(
-            tag := null, proximity_ignore := 4, control_depth := true, score_type := 'mean',
-            trim := true, all_layers := true, {{ pass: only_model, only_rollout }}
+            tag := null, {{ kept: ranking }}, all_layers := true,
+            {{ pass: only_model, only_rollout }}
         )
 ),
 
@@ -28,8 +28,8 @@ receiver as (
     select *
     from
         column_scores(
-            tag := null, proximity_ignore := 4, control_depth := false, score_type := 'mean',
-            trim := false, all_layers := true, {{ pass: only_model, only_rollout }}
+            tag := null, {{ kept: receiver }}, all_layers := true,
+            {{ pass: only_model, only_rollout }}
         )
 ),
 
