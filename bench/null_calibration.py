@@ -1,0 +1,121 @@
+"""Size and power of head_pvalues on real traces: planted null and real labels.
+
+Runs on the warehouse that `bench/scale_store.py --out DIR` leaves (the shared math
+traces with a random-weight Qwen3 at Qwen3-4B's head grid). It replaces DIR/root's links
+with copies of the traces, adds planted tags to their chunks_labeled.json, reloads them
+(`load`: tags only, the attention stays) and asks `head_pvalues` with its defaults:
+
+- ``null_pos_K``: about 6% of the analysed sentences, drawn with probability rising as
+  position cubed (labels that carry nothing but position, as VA sits late in traces);
+- ``null_uni_K``: as many sentences drawn uniformly;
+- ``planted``: in each rollout the sentences one head (a representative layer, head 0)
+  attends to most (its largest kept vertical scores), as many as the position tags.
+
+Prints the share of per-head p-values <= 0.05 for each null family (the calibrated null
+should stay near 5%) and the share of rollouts whose planted head has p <= 0.05 (power).
+
+    python bench/scale_store.py --out /tmp/scale
+    python bench/null_calibration.py --out /tmp/scale --tags 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+ALPHA = 0.05
+SHARE = 0.06  # share of the analysed sentences a planted tag labels
+
+
+def own_copies(root: Path) -> None:
+    """Replace every linked rollout directory under root with a copy (its JSON is edited)."""
+    for link in sorted(p for p in root.rglob("*") if p.is_symlink()):
+        target = link.resolve()
+        link.unlink()
+        shutil.copytree(target, link)
+
+
+def position_draw(rng: np.random.Generator, n: int, count: int, biased: bool) -> list[int]:
+    candidates = np.arange(1, n - 1)  # the analysed sentences (trim)
+    weights = (candidates / n) ** 3 if biased else np.ones(len(candidates))
+    return sorted(rng.choice(candidates, size=count, replace=False, p=weights / weights.sum()).tolist())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="the directory of bench/scale_store.py --out")
+    parser.add_argument("--tags", type=int, default=4, help="null tags of each kind")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    from warehouse.store import Warehouse
+
+    warehouse = Warehouse(args.out / "wh")
+    with warehouse.connect(read_only=True) as con:
+        layer = con.execute("select layers[2] from representative_layers").fetchone()[0]
+        rows = con.execute(
+            "select rollouts.rollout_id, rollouts.n_sentences, "
+            "list(kept.idx order by kept.vertical_score desc) filter (where kept.vertical_score is not null) "
+            "from rollouts inner join kept_scores as kept using (rollout_id) "
+            "where kept.layer = ? and kept.head = 0 group by all order by all", [layer]).fetchall()
+    root = args.out / "root"
+    own_copies(root)
+    rng = np.random.default_rng(args.seed)
+    for rollout_id, n, by_score in rows:
+        count = max(2, round(SHARE * (n - 2)))
+        planted: dict[int, list[str]] = {}
+        for k in range(args.tags):
+            for biased, name in ((True, f"null_pos_{k}"), (False, f"null_uni_{k}")):
+                for idx in position_draw(rng, n, count, biased):
+                    planted.setdefault(idx, []).append(name)
+        for idx in by_score[:count]:
+            planted.setdefault(idx, []).append("planted")
+        path = root / rollout_id / "chunks_labeled.json"
+        chunks = json.loads(path.read_text(encoding="utf-8"))
+        for position, chunk in enumerate(chunks):
+            extra = planted.get(position, [])  # labels are taken by position
+            chunk["function_tags"] = [t for t in chunk.get("function_tags") or []
+                                      if not t.startswith(("null_", "planted"))] + extra
+        path.write_text(json.dumps(chunks), encoding="utf-8")
+
+    loaded = subprocess.run([sys.executable, str(ROOT / "cli.py"), "load", str(root), "--warehouse",
+                             str(warehouse.dir)], capture_output=True, text=True)
+    if loaded.returncode != 0:
+        sys.exit(f"load failed: {loaded.stdout}{loaded.stderr}")
+
+    with warehouse.connect(read_only=True) as con:
+        print(f"# {len(rows)} rollouts, head_pvalues defaults (null_model 'position', 1,000 "
+              f"permutations, representative layers); planted head: layer {layer}, head 0")
+        for family in ("null_pos", "null_uni"):
+            shares = []
+            for k in range(args.tags):
+                tag = f"{family}_{k}"
+                for null_model in ("position", "uniform"):
+                    share, tests = con.execute(
+                        "select avg((p_value <= ?)::integer), count(p_value) "
+                        "from head_pvalues(tag := ?, null_model := ?)", [ALPHA, tag, null_model]).fetchone()
+                    shares.append((null_model, share, tests))
+            for null_model in ("position", "uniform"):
+                mine = [(s, t) for m, s, t in shares if m == null_model]
+                tests = sum(t for _s, t in mine)
+                share = sum(s * t for s, t in mine) / tests
+                print(f"{family} labels, null_model '{null_model}': {share:.1%} of {tests:,} per-head "
+                      f"p-values <= {ALPHA}")
+        found, total = con.execute(
+            "select count(*) filter (where p_value <= ?), count(*) from head_pvalues(tag := 'planted') "
+            "where layer = ? and head = 0", [ALPHA, layer]).fetchone()
+        print(f"planted labels: the planted head has p <= {ALPHA} in {found} of {total} rollouts "
+              f"({found / max(total, 1):.0%})")
+
+
+if __name__ == "__main__":
+    main()
