@@ -20,7 +20,7 @@ P_VALUE_NOTE = (
     "Null used: position-matched shuffles (null_model 'position', docs/STATISTICS.md §2). A "
     "p-value here is the chance of a separation at least this large if the sentence labels were "
     "shuffled only among sentences at a similar place in the rollout and of similar length (the "
-    "same block of about 12 sentences and length half, after removing each block's trend with "
+    "same block of about 24 sentences and length half, after removing each block's trend with "
     "position): small means the head prefers these sentences beyond what position and length "
     "explain; it says nothing about how large the effect is. q-values (Benjamini-Hochberg) "
     "bound the share of false findings among many tests; effect sizes with bootstrap intervals "

@@ -1,7 +1,7 @@
 -- The strata of the label permutations (docs/STATISTICS.md §2): per rollout and scored
 -- column (is_scored_column), the group of columns its labels may be exchanged with.
 -- position_stratum: the scored columns of a rollout are cut into g = max(1, round(n_scored
--- / 12)) (half rounds up) consecutive blocks of relative position, block = floor(c g / n_scored); when every
+-- / 24)) (half rounds up) consecutive blocks of relative position, block = floor(c g / n_scored); when every
 -- scored sentence of the rollout has a stored text, each block is split in two by
 -- sentence length (rank by (n_chars, c) within the block: the first floor(n_block / 2)
 -- are the short half), stratum = 2 block + half. Without text, stratum = block.
@@ -34,7 +34,7 @@ blocks as (
     select
         scored.*,
         floor(
-            scored.c * greatest(1, round(scored.n_scored / 12)) / scored.n_scored
+            scored.c * greatest(1, round(scored.n_scored / 24)) / scored.n_scored
         )::integer as block
     from scored
 ),
