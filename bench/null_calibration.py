@@ -96,18 +96,11 @@ def main() -> None:
         print(f"# {len(rows)} rollouts, head_pvalues defaults (null_model 'position', 1,000 "
               f"permutations, representative layers); planted head: layer {layer}, head 0")
         for family in ("null_pos", "null_uni"):
-            shares = []
-            for k in range(args.tags):
-                tag = f"{family}_{k}"
-                for null_model in ("position", "uniform"):
-                    share, tests = con.execute(
-                        "select avg((p_value <= ?)::integer), count(p_value) "
-                        "from head_pvalues(tag := ?, null_model := ?)", [ALPHA, tag, null_model]).fetchone()
-                    shares.append((null_model, share, tests))
             for null_model in ("position", "uniform"):
-                mine = [(s, t) for m, s, t in shares if m == null_model]
-                tests = sum(t for _s, t in mine)
-                share = sum(s * t for s, t in mine) / tests
+                share, tests = con.execute(
+                    "select avg((p_value <= ?)::integer), count(p_value) "
+                    "from head_pvalues(all_tags := true, null_model := ?) where tag like ?",
+                    [ALPHA, null_model, f"{family}_%"]).fetchone()
                 print(f"{family} labels, null_model '{null_model}': {share:.1%} of {tests:,} per-head "
                       f"p-values <= {ALPHA}")
         found, total = con.execute(
