@@ -8,11 +8,13 @@ with copies of the traces, adds planted tags to their chunks_labeled.json, reloa
 - ``null_pos_K``: about 6% of the analysed sentences, drawn with probability rising as
   position cubed (labels that carry nothing but position, as VA sits late in traces);
 - ``null_uni_K``: as many sentences drawn uniformly;
-- ``planted``: in each rollout the sentences one head (a representative layer, head 0)
-  attends to most (its largest kept vertical scores), as many as the position tags.
+- ``planted_H``: in each rollout the sentences head H of a representative layer attends to
+  most (its largest kept vertical scores), as many as the position tags; one tag per head
+  H < --planted-heads, so power is measured over rollouts x heads.
 
 Prints the share of per-head p-values <= 0.05 for each null family (the calibrated null
-should stay near 5%) and the share of rollouts whose planted head has p <= 0.05 (power).
+should stay near 5%) and the share of (rollout, planted head) pairs where that head has
+p <= 0.05 (power).
 
     python bench/scale_store.py --out /tmp/scale
     python bench/null_calibration.py --out /tmp/scale --tags 4
@@ -54,6 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="the directory of bench/scale_store.py --out")
     parser.add_argument("--tags", type=int, default=4, help="null tags of each kind")
+    parser.add_argument("--planted-heads", type=int, default=8, help="heads 0..N-1 get a planted tag each")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -63,22 +66,27 @@ def main() -> None:
     with warehouse.connect(read_only=True) as con:
         layer = con.execute("select layers[2] from representative_layers").fetchone()[0]
         rows = con.execute(
-            "select rollouts.rollout_id, rollouts.n_sentences, "
+            "select rollouts.rollout_id, rollouts.n_sentences, kept.head, "
             "list(kept.idx order by kept.vertical_score desc) filter (where kept.vertical_score is not null) "
             "from rollouts inner join kept_scores as kept using (rollout_id) "
-            "where kept.layer = ? and kept.head = 0 group by all order by all", [layer]).fetchall()
+            "where kept.layer = ? and kept.head < ? group by all order by all",
+            [layer, args.planted_heads]).fetchall()
+    by_rollout: dict[str, tuple[int, dict[int, list[int]]]] = {}
+    for rollout_id, n, head, by_score in rows:
+        by_rollout.setdefault(rollout_id, (n, {}))[1][head] = by_score
     root = args.out / "root"
     own_copies(root)
     rng = np.random.default_rng(args.seed)
-    for rollout_id, n, by_score in rows:
+    for rollout_id, (n, by_head) in by_rollout.items():
         count = max(2, round(SHARE * (n - 2)))
         planted: dict[int, list[str]] = {}
         for k in range(args.tags):
             for biased, name in ((True, f"null_pos_{k}"), (False, f"null_uni_{k}")):
                 for idx in position_draw(rng, n, count, biased):
                     planted.setdefault(idx, []).append(name)
-        for idx in by_score[:count]:
-            planted.setdefault(idx, []).append("planted")
+        for head, by_score in by_head.items():
+            for idx in by_score[:count]:
+                planted.setdefault(idx, []).append(f"planted_{head}")
         path = root / rollout_id / "chunks_labeled.json"
         chunks = json.loads(path.read_text(encoding="utf-8"))
         for position, chunk in enumerate(chunks):
@@ -93,8 +101,9 @@ def main() -> None:
         sys.exit(f"load failed: {loaded.stdout}{loaded.stderr}")
 
     with warehouse.connect(read_only=True) as con:
-        print(f"# {len(rows)} rollouts, head_pvalues defaults (null_model 'position', 1,000 "
-              f"permutations, representative layers); planted head: layer {layer}, head 0")
+        print(f"# {len(by_rollout)} rollouts, head_pvalues defaults (null_model 'position', 1,000 "
+              f"permutations, representative layers); planted heads: layer {layer}, heads "
+              f"0-{args.planted_heads - 1}")
         for family in ("null_pos", "null_uni"):
             for null_model in ("position", "uniform"):
                 share, tests = con.execute(
@@ -103,11 +112,14 @@ def main() -> None:
                     [ALPHA, null_model, f"{family}_%"]).fetchone()
                 print(f"{family} labels, null_model '{null_model}': {share:.1%} of {tests:,} per-head "
                       f"p-values <= {ALPHA}")
-        found, total = con.execute(
-            "select count(*) filter (where p_value <= ?), count(*) from head_pvalues(tag := 'planted') "
-            "where layer = ? and head = 0", [ALPHA, layer]).fetchone()
-        print(f"planted labels: the planted head has p <= {ALPHA} in {found} of {total} rollouts "
-              f"({found / max(total, 1):.0%})")
+        for null_model in ("position", "uniform"):
+            found, total = con.execute(
+                "select count(*) filter (where p_value <= ?), count(*) "
+                "from head_pvalues(all_tags := true, null_model := ?) "
+                "where tag like 'planted_%' and layer = ? and tag = 'planted_' || head",
+                [ALPHA, null_model, layer]).fetchone()
+            print(f"planted labels, null_model '{null_model}': the planted head has p <= {ALPHA} in "
+                  f"{found} of {total} (rollout, head) pairs ({found / max(total, 1):.1%})")
 
 
 if __name__ == "__main__":

@@ -5,10 +5,11 @@
 -- the t target columns, ΔVA = T / t - (S - T) / (n_scored - t). Each labelling comes from
 -- label_permutations (same count t, same rollout, same count in every stratum).
 -- excess_delta_va, the statistic of every test, is ΔVA computed on residual scores: under
--- null 'position', v_c minus its least-squares line on c within the column's stratum
--- (null_strata; the stratum mean for a one-column stratum), so that neither the strata's
--- levels nor a trend with position inside a stratum can separate the labels; under null
--- 'uniform', v_c itself (excess_delta_va = delta_va_vert, the earlier test).
+-- null 'position', v_c minus its stratum's mean (null_strata) and minus one slope in c
+-- pooled over the strata of the rollout, layer and head, times sqrt(n_valid_rows), so that
+-- neither the strata's levels nor a trend with position inside them can separate the
+-- labels (one pooled slope costs the effect far less than a line per stratum, §2); under
+-- null 'uniform', v_c itself (excess_delta_va = delta_va_vert, the earlier test).
 -- delta_va_vert (the notebook's ΔVA on v_c) is computed for permutation 0 only.
 -- Rows exist only where ΔVA is defined (0 < t < n_scored, v_c defined; dense triangles).
 -- Parameters: tag, all_tags (every tag present; see analysed_tags), permutations (K >= 0),
@@ -26,23 +27,36 @@ create or replace macro delta_va_permutations({{ params: tag, all_tags, @null, @
 -- v_c and the residual score of every analysed column as lists indexed by c + 1 (NULL
 -- where undefined), and their sums and the count of defined ones, per (model, rollout,
 -- layer, head)
-with fitted as (
+with centred as (
     select
         vert.*,
-        case
-            when null_model = 'uniform' then vert.vertical_score
-            else (vert.vertical_score - coalesce(
-                regr_intercept(vert.vertical_score, vert.c) over stratum_window
-                + regr_slope(vert.vertical_score, vert.c) over stratum_window * vert.c,
-                avg(vert.vertical_score) over stratum_window
-            )) * sqrt(vert.n_valid_rows)
-        end as residual_score
+        vert.vertical_score - avg(vert.vertical_score) over stratum_window as score_in_stratum,
+        vert.c - avg(vert.c) over stratum_window as c_in_stratum
     from
         vertical_scores(tag := null, {{ pass: @metric }}) as vert
     left join
         null_strata({{ pass: null_model, proximity_ignore, trim }}) as strata
         on strata.rollout_id = vert.rollout_id and strata.c = vert.c
     window stratum_window as (partition by vert.model, vert.rollout_id, vert.layer, vert.head, strata.stratum)
+),
+
+-- one slope per head and rollout, pooled over its strata (columns without a score, or
+-- strata of one column, add nothing to either sum)
+fitted as (
+    select
+        centred.*,
+        case
+            when null_model = 'uniform' then centred.vertical_score
+            else (centred.score_in_stratum - coalesce(
+                sum(centred.c_in_stratum * centred.score_in_stratum) over head_window
+                / nullif(sum(centred.c_in_stratum * centred.c_in_stratum) filter (
+                    where centred.score_in_stratum is not null
+                ) over head_window, 0),
+                0
+            ) * centred.c_in_stratum) * sqrt(centred.n_valid_rows)
+        end as residual_score
+    from centred
+    window head_window as (partition by centred.model, centred.rollout_id, centred.layer, centred.head)
 ),
 
 scores as materialized (
