@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     sizes = sorted(int(x) for x in args.rollouts.split(","))
     permutations = 100 if args.quick else args.permutations
 
+    from reports.kept_stats import cache_dir_of
     from warehouse.store import Warehouse
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,11 +141,14 @@ def main(argv: list[str] | None = None) -> None:
                            lo=args.min_sentences, hi=args.max_sentences, seed=size)  # one changed
             one, one_queries, changed = timed_build(warehouse, out, **options)
             html_kb, image_kb = (x / 1024 for x in page_weights(out))
+            kept_mb = sum(f.stat().st_size for f in cache_dir_of(out).glob("*.parquet")) / 2**20
             rows.append((size, full, one))
             print(f"  full build {full:7.1f} s (queries {full_queries:.1f} s, files "
                   f"{full - full_queries:.1f} s); unchanged {skip:.2f} s; one rollout changed "
-                  f"{one:6.1f} s (queries {one_queries:.1f} s, {len(changed.rebuilt)} page rebuilt); "
-                  f"largest rollout page {html_kb:.0f} KB HTML, {image_kb:.0f} KB with its images",
+                  f"{one:6.1f} s (queries {one_queries:.1f} s, {len(changed.rebuilt)} page rebuilt, "
+                  f"statistics of {len(changed.statistics_computed)} rollout computed); "
+                  f"largest rollout page {html_kb:.0f} KB HTML, {image_kb:.0f} KB with its images; "
+                  f"kept statistics {kept_mb:.1f} MB ({kept_mb / size:.2f} MB per rollout)",
                   flush=True)
             print(f"  ratio one-rollout change / full build: {one / full:.2f}", flush=True)
             if args.render:

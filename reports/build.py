@@ -40,6 +40,7 @@ import vl_convert
 from reports import causal
 from reports.data import PVALUE_COLUMNS, ReportError, ReportParams, load_report_data, warehouse_digest
 from reports.files import link_or_copy_tree, safe_dir_names, write_atomic
+from reports.kept_stats import KeptStatistics, cache_dir_of
 from reports.pages import now
 from reports.publish import STATE_FILE, check_out_dir, report_lock, staging
 from reports.write import write_index_files, write_rollout
@@ -65,6 +66,7 @@ class ReportResult:
     n_files: int = 0
     seconds: float = 0.0
     rebuilt: tuple[str, ...] = ()  # rollouts whose pages were built (the others were kept)
+    statistics_computed: tuple[str, ...] = ()  # rollouts whose permutation statistics were computed
 
 
 def build_report(
@@ -132,7 +134,8 @@ def build_report(
                     seconds=time.monotonic() - started,
                 )
             plan = RolloutPlan(state, {} if force else previous.get("rollouts", {}), out_dir)
-            data = load_report_data(con, params, choose_details=plan.choose)
+            kept = KeptStatistics(cache_dir_of(out_dir), state["code_digest"], on_step=step)
+            data = load_report_data(con, params, choose_details=plan.choose, kept_stats=kept)
             data.causal = causal.load_causal_data(con, params, data.model)  # thought-anchors fields
 
         try:
@@ -142,6 +145,7 @@ def build_report(
                 state.update(built_at=now(), model=data.model, n_rollouts=data.ranking.height,
                              reason=reason, rollouts=plan.entries)
                 write_atomic(tmp / STATE_FILE, json.dumps(state, indent=1, default=str))
+            kept.prune()  # published: the statistics of rollout versions no longer reported go
         except (ReportError, KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:
@@ -150,7 +154,8 @@ def build_report(
                               f"at {out_dir}") from exc
     return ReportResult(index_path=index_path, out_dir=out_dir, skipped=False, reason=reason,
                         model=data.model, n_rollouts=data.ranking.height, n_files=n_files + 1,
-                        seconds=time.monotonic() - started, rebuilt=tuple(data.detail_ids))
+                        seconds=time.monotonic() - started, rebuilt=tuple(data.detail_ids),
+                        statistics_computed=tuple(kept.computed))
 
 
 # --- what to rebuild -----------------------------------------------------------------------

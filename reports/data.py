@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from reports.kept_stats import KeptStatistics, placebo_tag
 from sql.defaults import DEFAULTS, macro_defaults
+from sql.placeholders import sql_literal
 from sql.query import macro_call
 
 DEFAULT_TAG = DEFAULTS["tag"]
@@ -166,13 +170,19 @@ def choose_model(con: duckdb.DuckDBPyConnection, model: str | None) -> str:
 def load_report_data(
     con: duckdb.DuckDBPyConnection, params: ReportParams,
     choose_details: Callable[[pl.DataFrame], tuple[list[str], dict[str, dict]]] | None = None,
+    kept_stats: KeptStatistics | None = None,
 ) -> ReportData:
     """Run every report query on one connection and return the frames.
 
     ``choose_details`` gets the ranking (with each rollout's version columns) and returns
     the rollouts whose pages are built, so detail frames and p-values are loaded for those
     only, and the kept ``PVALUE_COLUMNS`` of every other rollout; ``None``: build all.
+    ``kept_stats``: where the per-rollout statistics are kept between builds (reports.kept_stats);
+    ``None``: a temporary directory, dropped on return.
     """
+    if kept_stats is None:
+        with tempfile.TemporaryDirectory() as scratch:
+            return load_report_data(con, params, choose_details, KeptStatistics(Path(scratch), ""))
     model = choose_model(con, params.model)
     args = params.metric_args()
     info = frame(con, "select * from model_grids where model = ?", [model]).to_dicts()
@@ -297,7 +307,7 @@ def load_report_data(
         cells=details["cells"], color_max=details["color_max"], vertical=details["vertical"],
         receivers_by_rollout=receivers_by_rollout, receiver_cells=receiver_details["cells"],
         receiver_color_max=receiver_details["color_max"], receiver_vertical=receiver_details["vertical"],
-        ingest=ingest, **load_head_statistics(con, params, model),
+        ingest=ingest, **load_head_statistics(con, params, model, layers, kept_stats),
     )
 
 
@@ -364,22 +374,41 @@ def _head_details(con: duckdb.DuckDBPyConnection, heads: str, args: dict) -> dic
     return {"cells": cells, "color_max": color_max, "vertical": vertical}
 
 
-def load_head_statistics(con: duckdb.DuckDBPyConnection, params: ReportParams, model: str) -> dict:
+def load_head_statistics(con: duckdb.DuckDBPyConnection, params: ReportParams, model: str,
+                         layers: list[int], kept_stats: KeptStatistics) -> dict:
     """The statistics page's frames: every head's mean ΔVA, receiver heads, tags.
 
-    One ``receiver_head_delta_va`` call with ``k`` = every ranked head gives each head's
-    mean kurtosis with its ``head_consistency`` row over every stored layer: the layer x head
-    map, the most consistent heads and the receiver table (its first ``RECEIVER_K`` ranks,
-    exactly ``receiver_head_delta_va(k := RECEIVER_K)``) all read it, so the sign-flip
-    permutations run once per build. A head whose kurtosis is undefined in every rollout
-    (constant vertical scores) is not ranked, so it is not on the map either. The receiver
-    map reads ``receiver_heads`` (no permutations), so it is drawn even when no head has a
-    ΔVA (a tag on no sentence).
+    Every rollout's permutation draws and best-head selections are kept per rollout
+    (reports.kept_stats: computed only for rollouts not seen with these parameters) and
+    combined here by the SQL combination macros: ``head_consistency_of`` over the report
+    tag's draws in every stored layer gives each head's row for the layer x head map, the
+    most consistent heads and, through ``receiver_head_delta_va_of`` with ``k`` = every
+    ranked head, the receiver table (its first ``RECEIVER_K`` ranks, exactly
+    ``receiver_head_delta_va(k := RECEIVER_K)``). A head whose kurtosis is undefined in
+    every rollout (constant vertical scores) is not ranked, so it is not on the map either.
+    The receiver map reads ``receiver_heads`` (no permutations), so it is drawn even when no
+    head has a ΔVA (a tag on no sentence). ``tag_summary_of`` compares every tag on the
+    report's layers, and the report tag's placebo beside it.
     """
-    args = params.stats_args()
-    consistency = {k: v for k, v in args.items() if k != "layers"}  # every layer: all_layers
-    call, values = macro_call("receiver_head_delta_va", {"k": ALL_HEADS, **consistency,
-                                                        "all_layers": True})
+    kept_stats.prepare(con, params.stats_args(), model, layers)
+    tag, placebo = sql_literal(params.tag), sql_literal(placebo_tag(params.tag))
+    on_layers = f"list_contains([{', '.join(str(int(x)) for x in layers)}]::integer[], layer)"
+    views = {  # the kept rows each combination reads
+        "report_map_draws": f"select * from report_draws where tag = {tag}",
+        "report_tag_draws": f"select * from report_draws where tag <> {placebo} and {on_layers}",
+        "report_placebo_draws": f"select * from report_draws where tag = {placebo}",
+        "report_tag_selections": f"select * from report_selections where tag <> {placebo}",
+        "report_placebo_selections": f"select * from report_selections where tag = {placebo}",
+    }
+    for name, query in views.items():
+        con.execute(f"create or replace temp view {name} as {query}")
+    null = {"permutations": params.permutations, "seed": params.seed}
+    for name in ("map", "tag", "placebo"):
+        call, values = macro_call("head_consistency_of", {"draws": f"report_{name}_draws", **null})
+        con.execute(f"create or replace temp table report_{name}_consistency as select * from {call}", values)
+
+    call, values = macro_call("receiver_head_delta_va_of", {"consistency": "report_map_consistency",
+                                                            "k": ALL_HEADS})
     con.execute(
         "create or replace temp table report_head_consistency as "
         "select heads.* exclude (model, tag), "
@@ -409,31 +438,38 @@ def load_head_statistics(con: duckdb.DuckDBPyConnection, params: ReportParams, m
         "where ranked.model = ? order by ranked.rank",
         [RECEIVER_K, ALL_HEADS, RECEIVER_K, model],
     )
-    con.execute("drop table if exists report_head_consistency")
 
-    # Every tag, on the report's layers (representative by default: every layer would
-    # repeat the label permutations for every tag and every head).
-    tag_args = {k: v for k, v in args.items() if k != "tag"}
-    call, values = macro_call("tag_summary", {**tag_args, "all_tags": True, "alpha": ALPHA})
+    # Every tag on the report's layers (representative by default: every layer would
+    # repeat the label permutations for every tag and every head), and the report tag's
+    # placebo (docs/STATISTICS.md §10): as many sentences at matched positions and
+    # lengths; its numbers sit beside the real tag's as placebo_* columns.
+    summaries = {}
+    for name in ("tag", "placebo"):
+        call, values = macro_call("tag_summary_of", {
+            "selections": f"report_{name}_selections", "consistency": f"report_{name}_consistency",
+            "permutations": params.permutations, "alpha": ALPHA})
+        summaries[name] = (call, values)
+    call, values = summaries["tag"]
     tags = frame(
         con,
         f"select summary.* exclude (model), summary.tag = ? as is_report_tag from {call} as summary "
         "where summary.model = ? order by summary.tag",
         [params.tag, *values, model],
     )
-    # The report tag's placebo (docs/STATISTICS.md §10): as many sentences at matched
-    # positions and lengths; its numbers sit beside the real tag's as placebo_* columns.
-    call, values = macro_call("tag_summary", {**tag_args, "tag": f"placebo:{params.tag}", "all_tags": False,
-                                              "alpha": ALPHA})
-    placebo = frame(
+    call, values = summaries["placebo"]
+    placebo_rows = frame(
         con,
         "select ? as tag, summary.share_fwer_significant as placebo_share_fwer_significant, "
         f"summary.top_p_value_fwer as placebo_top_p_value_fwer from {call} as summary "
         "where summary.model = ?",
         [params.tag, *values, model],
     )
+    for name in ("head", "map", "tag", "placebo"):
+        con.execute(f"drop table if exists report_{name}_consistency")
+    for name in views:
+        con.execute(f"drop view if exists {name}")
     if tags.height:
-        tags = tags.join(placebo, on="tag", how="left") if placebo.height else tags.with_columns(
+        tags = tags.join(placebo_rows, on="tag", how="left") if placebo_rows.height else tags.with_columns(
             placebo_share_fwer_significant=None, placebo_top_p_value_fwer=None)
     return {"head_map": head_map, "top_heads": top_heads, "receivers": receivers,
             "receiver_table": receiver_table, "tags": tags}

@@ -33,6 +33,10 @@ DEFAULTS: dict[str, object] = {
     "alpha": 0.05,  # significance level of the shares in tag_summary
     "null_model": "position",  # §2: permute within position (and length) strata; 'uniform' = all
     "exact": True,  # §2: enumerate every labelling when there are no more than permutations
+    # The relations the combination macros (*_of) read, by name: the per-rollout views.
+    "draws": "consistency_draws",  # head_consistency_of: consistency_draws' rows
+    "selections": "selected_head_pvalues",  # tag_summary_of: selected_head_pvalues' rows
+    "consistency": "head_consistency",  # tag_summary_of, receiver_head_delta_va_of
     "resamples": 1000,  # §8: bootstrap resamples behind an effect's interval
     "confidence": 0.95,  # §8: coverage of the bootstrap interval
     # Scope of the internal macros behind the kept scores (README, "Kept scores").
@@ -62,6 +66,7 @@ PER_MACRO: dict[str, tuple[dict[str, object], str]] = {
     "sentence_field_scores": ({"control_depth": False, "trim": False, "all_layers": True},
                               _PAPER),
     "head_consistency": ({"all_layers": True}, _EVERY_HEAD),
+    "consistency_draws": ({"all_layers": True}, _EVERY_HEAD),
     "receiver_head_delta_va": ({"all_layers": True}, _EVERY_HEAD),
     "tag_summary": ({"all_tags": True}, "STATISTICS.md §7: the summary compares every tag"),
     "head_effects": ({"all_layers": True}, _EVERY_HEAD),

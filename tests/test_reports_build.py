@@ -209,7 +209,8 @@ def test_failure_halfway_leaves_the_previous_report(tmp_path):
         build_report(warehouse, out, png=False, force=True, on_step=fail_on_second_rollout)
     assert "rollout problem_9_va_00" in steps  # it did fail halfway
     assert listing(out) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out", "wh"]
+    # no temporary directory is left; the kept per-rollout statistics stay (content-addressed)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.kept", ".out.lock", "out", "wh"]
     assert build_report(warehouse, out, png=False).skipped  # still the complete old report
 
 
@@ -364,8 +365,9 @@ def test_heads_page_shows_the_sql_statistics(built):
 
 
 def test_receiver_heads_equal_the_macro(built):
-    """The receiver table is receiver_head_delta_va as the macro gives it, with the report's
-    parameters; the receiver map's top heads carry its numbers."""
+    """The receiver table and the tag table are receiver_head_delta_va and tag_summary as the
+    macros give them, with the report's parameters; the receiver map's top heads carry its
+    numbers."""
     from polars.testing import assert_frame_equal
 
     from reports.data import RECEIVER_K, ReportParams, frame, load_report_data
@@ -377,7 +379,12 @@ def test_receiver_heads_equal_the_macro(built):
         expected = frame(con, "select * exclude (tag, model) from receiver_head_delta_va("
                               "k := ?, permutations := ?, seed := ?, trim := false, proximity_ignore := 2) "
                               "order by rank", [RECEIVER_K, PERMUTATIONS, SEED])
+        tags = frame(con, "select * exclude (model) from tag_summary(permutations := ?, seed := ?, "
+                          "trim := false, proximity_ignore := 2) order by tag", [PERMUTATIONS, SEED])
     assert_frame_equal(data.receiver_table, expected, check_dtypes=False)
+    # the kept per-rollout draws and selections, read back and combined, give the macros' numbers
+    assert tags.height
+    assert_frame_equal(data.tags.select(tags.columns), tags, check_dtypes=False)
     # the map's receiver heads carry the table's numbers
     columns = ["rank", "layer", "head", "mean_kurtosis", "mean_delta_va_vert", "t_statistic", "p_value_fwer"]
     mine = data.receivers.filter(data.receivers["is_receiver"]).select(columns)

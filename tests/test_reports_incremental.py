@@ -29,6 +29,14 @@ def test_one_rollout_change_rebuilds_only_its_files(tmp_path):
     second = build_report(warehouse, out, png=True, permutations=10)
     assert not second.skipped and second.reason.startswith("warehouse content changed")
     assert second.rebuilt == ("problem_9_va_01",)
+    # the statistics page combines kept per-rollout draws: only the changed rollout's are
+    # computed, and the page says what a build from nothing says
+    assert sorted(first.statistics_computed) == [rid for rid, _, _ in rollouts]
+    assert second.statistics_computed == ("problem_9_va_01",)
+    fresh = tmp_path / "fresh"
+    build_report(warehouse, fresh, png=False, permutations=10)
+    assert table_rows((out / "heads.html").read_text()) == table_rows((fresh / "heads.html").read_text())
+    assert len(list((tmp_path / ".out.kept").glob("*.parquet"))) == 2 * 3  # the old version's pruned
     after, after_inodes = listing(out), inodes(out)
     kept = {n for n in before if n.split("/")[0] in ("problem_9_va_00", "problem_9_va_02")}
     assert kept == {n for n in after if n.split("/")[0] in ("problem_9_va_00", "problem_9_va_02")}

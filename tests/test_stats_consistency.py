@@ -117,3 +117,49 @@ def test_tag_summary_compares_tags(warehouse):  # noqa: F811
     )
     assert [r["tag"] for r in single] == ["planning"]
     assert not math.isnan(va["median_p_value_fwer"])
+
+
+def test_per_rollout_inputs_combine_to_the_same_statistics(warehouse):  # noqa: F811
+    # consistency_draws and selected_head_pvalues scoped to one rollout (only_rollout) give
+    # that rollout's rows of the unscoped call; the combination macros over those rows kept
+    # as tables (as the report keeps them) give head_consistency and tag_summary
+    rng = np.random.default_rng(21)
+    rollouts = random_rollouts(rng, 5, 16, 2, 3, extra_tags=("plan",))
+    plant(rollouts, layer=1, head=2)
+    load(warehouse, rollouts, 2, 3)
+    args = "all_tags := true, permutations := 30, seed := 2"
+    order = "order by tag, rollout_id, layer, head"
+    for macro, extra in (("consistency_draws", ", permutation"), ("selected_head_pvalues", "")):
+        whole = records(warehouse, f"select * from {macro}({args}) {order}{extra}")
+        scoped = []
+        for rollout in rollouts:
+            scoped += records(warehouse, f"select * from {macro}({args}, only_rollout := "
+                                         f"'{rollout.rollout_id}')")
+        key = lambda r: (r["tag"], r["rollout_id"], r["layer"], r["head"], r.get("permutation", 0))  # noqa: E731
+        assert whole and same_rows(sorted(scoped, key=key), whole)
+    warehouse.execute(f"create temp table kept_draws as select * from consistency_draws({args})")
+    warehouse.execute("create temp table kept_selections as select * from "
+                      f"selected_head_pvalues({args}, all_layers := true)")
+    warehouse.execute("create temp table kept_consistency as select * from "
+                      "head_consistency_of(draws := 'kept_draws', permutations := 30, seed := 2)")
+    direct = records(warehouse, f"select * from head_consistency({args}) order by tag, layer, head")
+    combined = records(warehouse, "select * from kept_consistency order by tag, layer, head")
+    assert direct and same_rows(combined, direct)
+    direct = records(warehouse, f"select * from tag_summary({args}, all_layers := true) order by tag")
+    combined = records(warehouse, "select * from tag_summary_of(selections := 'kept_selections', "
+                                  "consistency := 'kept_consistency', permutations := 30) order by tag")
+    assert len(direct) == 2 and same_rows(combined, direct)
+
+
+def same_rows(got: list[dict], expected: list[dict]) -> bool:
+    """Equal rows; floats to 1e-12 (sums over rows in another order differ in the last bits)."""
+    def close_values(a, b) -> bool:
+        if isinstance(a, float) and isinstance(b, float):
+            return a == pytest.approx(b, abs=1e-12, nan_ok=True)
+        if isinstance(a, list) and isinstance(b, list):
+            return len(a) == len(b) and all(map(close_values, a, b))
+        return a == b
+
+    return len(got) == len(expected) and all(
+        g.keys() == e.keys() and all(close_values(g[k], e[k]) for k in g)
+        for g, e in zip(got, expected, strict=True))

@@ -14,7 +14,9 @@
 -- Rows exist only where ΔVA is defined (0 < t < n_scored, v_c defined; dense triangles).
 -- Parameters: tag, all_tags (every tag present; see analysed_tags), permutations (K >= 0),
 -- seed, null_model, exact, and those of head_stats (proximity_ignore, control_depth,
--- score_type, trim, layers, all_layers), with the same defaults (the notebook's setting).
+-- score_type, trim, layers, all_layers), with the same defaults (the notebook's setting);
+-- only_rollout (NULL: every rollout; an id: that rollout alone, the same rows as the
+-- unscoped call gives for it, since every statistic here is within one rollout).
 --- tag: target tag
 --- model: model name
 --- rollout_id: rollout
@@ -23,7 +25,7 @@
 --- permutation: 0 = the observed labels, 1..n_draws = the null's labellings
 --- delta_va_vert: ΔVA under the observed labels (NULL for permutation > 0)
 --- excess_delta_va: ΔVA of that labelling on the residual scores (the test statistic)
-create or replace macro delta_va_permutations({{ params: tag, all_tags, @null, @metric }}) as table
+create or replace macro delta_va_permutations({{ params: tag, all_tags, @null, @metric, only_rollout }}) as table
 -- v_c and the residual score of every analysed column as lists indexed by c + 1 (NULL
 -- where undefined), and their sums and the count of defined ones, per (model, rollout,
 -- layer, head)
@@ -33,9 +35,9 @@ with centred as (
         vert.vertical_score - avg(vert.vertical_score) over stratum_window as score_in_stratum,
         vert.c - avg(vert.c) over stratum_window as c_in_stratum
     from
-        vertical_scores(tag := null, {{ pass: @metric }}) as vert
+        vertical_scores(tag := null, {{ pass: @metric, only_rollout }}) as vert
     left join
-        null_strata({{ pass: null_model, proximity_ignore, trim }}) as strata
+        null_strata({{ pass: null_model, proximity_ignore, trim, only_rollout }}) as strata
         on strata.rollout_id = vert.rollout_id and strata.c = vert.c
     window stratum_window as (partition by vert.model, vert.rollout_id, vert.layer, vert.head, strata.stratum)
 ),
@@ -78,7 +80,7 @@ counts as (
     select *
     from
         labelling_counts(
-            {{ pass: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim }}
+            {{ pass: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim, only_rollout }}
         )
 ),
 
@@ -86,7 +88,7 @@ sides as (
     select *
     from
         label_permutations(
-            {{ pass: tag, all_tags, @null, proximity_ignore, trim }}
+            {{ pass: tag, all_tags, @null, proximity_ignore, trim, only_rollout }}
         )
 ),
 

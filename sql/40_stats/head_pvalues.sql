@@ -8,7 +8,8 @@
 -- the notebook's best head use selected_head_pvalues; q_value controls the false discovery
 -- rate over the heads of the rollout (Benjamini-Hochberg, §9).
 -- Parameters: as delta_va_permutations (tag, all_tags, permutations, seed, null_model,
--- exact, proximity_ignore, control_depth, score_type, trim, layers, all_layers).
+-- exact, proximity_ignore, control_depth, score_type, trim, layers, all_layers,
+-- only_rollout).
 --- tag: target tag
 --- model: model name
 --- rollout_id: rollout
@@ -25,18 +26,18 @@
 --- is_exact: every labelling was enumerated (p exact, at least 1 / n_labellings)
 --- n_draws: labellings the p-value counts over (n_labellings when exact, else K)
 --- q_value: Benjamini-Hochberg q-value over the heads of this tag, model and rollout
-create or replace macro head_pvalues({{ params: tag, all_tags, @null, @metric }}) as table
+create or replace macro head_pvalues({{ params: tag, all_tags, @null, @metric, only_rollout }}) as table
 with deltas as materialized (
     select *
     from
-        delta_va_permutations({{ pass: tag, all_tags, @null, @metric }})
+        delta_va_permutations({{ pass: tag, all_tags, @null, @metric, only_rollout }})
 ),
 
 counts as (
     select *
     from
         labelling_counts(
-            {{ pass: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim }}
+            {{ pass: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim, only_rollout }}
         )
 ),
 

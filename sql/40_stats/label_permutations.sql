@@ -6,19 +6,20 @@
 -- order, stratum 0 varying fastest).
 -- side_columns: the columns (list of c + 1, ascending) whose scores the permutation sums:
 -- the targets when sums_targets, else the others (the smaller side; S - T gives the rest).
--- Parameters: tag, all_tags, permutations, seed, null_model, exact, proximity_ignore, trim.
+-- Parameters: tag, all_tags, permutations, seed, null_model, exact, proximity_ignore, trim,
+-- only_rollout.
 --- tag: target tag
 --- rollout_id: rollout
 --- permutation: 0 = the observed labels, 1..n_draws = the null's labellings
 --- side_columns: summed columns (c + 1, ascending): targets when sums_targets, else the others
 create or replace macro label_permutations(
-    {{ params: tag, all_tags, @null, proximity_ignore, trim }}
+    {{ params: tag, all_tags, @null, proximity_ignore, trim, only_rollout }}
 ) as table
 with counts as materialized (
     select *
     from
         labelling_counts(
-            {{ pass: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim }}
+            {{ pass: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim, only_rollout }}
         )
 ),
 
@@ -26,7 +27,7 @@ labels as materialized (
     select labels.*
     from
         scored_labels(
-            {{ pass: tag, all_tags, null_model, proximity_ignore, trim }}
+            {{ pass: tag, all_tags, null_model, proximity_ignore, trim, only_rollout }}
         ) as labels
     semi join counts using (tag, rollout_id)
 ),
@@ -50,7 +51,7 @@ sampled as (
         orders.position <= counts.stratum_targets[orders.stratum] as is_target
     from
         column_permutations(
-            {{ pass: permutations, seed, null_model, proximity_ignore, trim }}
+            {{ pass: permutations, seed, null_model, proximity_ignore, trim, only_rollout }}
         ) as orders
     inner join counts using (rollout_id)
     where not counts.is_exact

@@ -5,7 +5,8 @@
 -- when L <= permutations every labelling is enumerated once (is_exact; n_draws = L, the
 -- p-value is exact and at least 1 / L); else K = permutations draws are sampled with
 -- replacement (n_draws = K, p at least 1 / (1 + K)). Null 'uniform' always samples.
--- Parameters: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim.
+-- Parameters: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim,
+-- only_rollout.
 --- tag: target tag
 --- rollout_id: rollout
 --- problem_id: the rollout's problem (rollouts.problem_id)
@@ -18,13 +19,13 @@
 --- sums_targets: the permutations sum the targets (t <= n_scored - t), else the others
 --- stratum_targets: map from stratum to its number of target columns (t_s)
 create or replace macro labelling_counts(
-    {{ params: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim }}
+    {{ params: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim, only_rollout }}
 ) as table
 with labels as (
     select *
     from
         scored_labels(
-            {{ pass: tag, all_tags, null_model, proximity_ignore, trim }}
+            {{ pass: tag, all_tags, null_model, proximity_ignore, trim, only_rollout }}
         )
 ),
 

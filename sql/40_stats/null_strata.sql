@@ -7,7 +7,7 @@
 -- are the short half), stratum = 2 block + half. Without text, stratum = block.
 -- stratum: the stratum of the chosen null: position_stratum for null 'position', 0 for
 -- null 'uniform' (one stratum: every scored column is exchangeable, the earlier test).
--- Parameters: null_model ('position' or 'uniform'), proximity_ignore, trim.
+-- Parameters: null_model ('position' or 'uniform'), proximity_ignore, trim, only_rollout.
 --- rollout_id: rollout
 --- c: analysed column index (scored columns only)
 --- idx: original sentence index of column c
@@ -16,7 +16,7 @@
 --- stratum: stratum of the chosen null (0 for 'uniform')
 --- n_stratum: scored columns in that stratum
 --- problem_id: the rollout's problem (rollouts.problem_id)
-create or replace macro null_strata({{ params: null_model, proximity_ignore, trim }}) as table
+create or replace macro null_strata({{ params: null_model, proximity_ignore, trim, only_rollout }}) as table
 with scored as (
     select
         sentences.rollout_id,
@@ -26,7 +26,7 @@ with scored as (
         sentences.problem_id,
         count(*) over (partition by sentences.rollout_id) as n_scored,
         count(sentences.n_chars) over (partition by sentences.rollout_id) as n_with_text
-    from analysed_tags(tag := null, trim := trim) as sentences
+    from analysed_tags(tag := null, {{ pass: trim, only_rollout }}) as sentences
     where is_scored_column(sentences.r, sentences.n_sentences, proximity_ignore)
 ),
 

@@ -5,6 +5,7 @@
 -- Answers: do the heads that receive the most focused attention also prefer target
 -- sentences? p_value_fwer is the max-T p-value over every head of the chosen layers
 -- (default: all), so it stays valid however the k heads were picked.
+-- This macro is receiver_head_delta_va_of over head_consistency.
 -- Parameters: k (default 20); tag, all_tags, permutations, seed, null_model; proximity_ignore,
 -- control_depth, score_type, trim, layers, all_layers: the ΔVA setting (as head_consistency).
 --- tag: target tag
@@ -25,12 +26,7 @@
 create or replace macro receiver_head_delta_va(
     {{ params: k, tag, all_tags, permutations, seed, null_model, @metric }}
 ) as table
-with receivers as (
-    select *
-    from receiver_heads(k := k)
-),
-
-consistency as (
+with receiver_consistency as materialized (
     select *
     from
         head_consistency(
@@ -38,25 +34,8 @@ consistency as (
         )
 )
 
-select
-    consistency.tag,
-    receivers.model,
-    receivers.rank,
-    receivers.layer,
-    receivers.head,
-    receivers.mean_kurtosis,
-    receivers.n_rollouts as n_rollouts_kurtosis,
-    consistency.n_rollouts,
-    consistency.mean_delta_va_vert,
-    consistency.sd_delta_va_vert,
-    consistency.t_statistic,
-    consistency.share_same_sign,
-    consistency.permutations,
-    consistency.p_value,
-    consistency.p_value_fwer
-from receivers
-inner join consistency using (model, layer, head)
-order by consistency.tag, receivers.model, receivers.rank;
+select *
+from receiver_head_delta_va_of(consistency := 'receiver_consistency', {{ pass: k }});
 
 create or replace view receiver_head_delta_va as
 select * from receiver_head_delta_va();

@@ -9,6 +9,7 @@
 -- A tag 'placebo:<tag>' is that tag's placebo (scored_labels): the same statistics for as
 -- many sentences at matched positions, the baseline beside the real tag (§10).
 -- top_q_value_fwer: Benjamini-Hochberg over the tags of the model of top_p_value_fwer (§9).
+-- This macro is tag_summary_of over selected_head_pvalues and head_consistency.
 -- Parameters: tag, all_tags, permutations, seed, null_model, alpha (significance level of
 -- the counts), proximity_ignore, control_depth, score_type, trim, layers, all_layers.
 --- tag: target tag
@@ -33,7 +34,7 @@
 create or replace macro tag_summary(
     {{ params: tag, all_tags, permutations, seed, null_model, alpha, @metric }}
 ) as table
-with selections as (
+with tag_summary_selections as materialized (
     select *
     from
         selected_head_pvalues(
@@ -41,104 +42,20 @@ with selections as (
         )
 ),
 
-consistency as (
+tag_summary_consistency as materialized (
     select *
     from
         head_consistency(
             {{ pass: tag, all_tags, permutations, seed, null_model, @metric }}
         )
-),
-
-per_rollout as (
-    select
-        selections.tag,
-        selections.model,
-        count(distinct selections.rollout_id) as n_rollouts,
-        count(*) as n_selections,
-        avg(selections.abs_delta_va_vert) as mean_best_abs_delta_va,
-        avg((selections.p_value_uncorrected <= alpha)::integer) as share_uncorrected_significant,
-        avg((selections.p_value_fwer <= alpha)::integer) as share_fwer_significant,
-        median(selections.p_value_fwer) as median_p_value_fwer
-    from selections
-    group by selections.tag, selections.model
-),
-
--- targets per rollout, as counted once by labelling_counts (through selected_head_pvalues)
-target_counts as (
-    select
-        rollout_targets.tag,
-        rollout_targets.model,
-        avg(rollout_targets.n_target) as mean_n_target
-    from (select distinct selections.tag, selections.model, selections.rollout_id, selections.n_target from selections)
-        as rollout_targets
-    group by rollout_targets.tag, rollout_targets.model
-),
-
-ranked_heads as (
-    select
-        consistency.*,
-        row_number() over (
-            partition by consistency.tag, consistency.model
-            order by
-                consistency.p_value_fwer nulls last,
-                abs(consistency.t_statistic) desc nulls last,
-                consistency.layer,
-                consistency.head
-        ) as head_order,
-        count(*) filter (where consistency.p_value_fwer <= alpha) over (
-            partition by consistency.tag, consistency.model
-        ) as n_heads_fwer_significant
-    from consistency
-),
-
-top_heads as (
-    select
-        ranked_heads.*,
-        bh_rank(ranked_heads.p_value_fwer, ranked_heads.model) as p_rank,
-        count(*) over (partition by ranked_heads.model) as family_size
-    from ranked_heads
-    where ranked_heads.head_order = 1 and ranked_heads.p_value_fwer is not null
-),
-
-top_qvalues as (
-    select
-        top_heads.*,
-        bh_q_value(top_heads.p_value_fwer, top_heads.p_rank, top_heads.family_size, top_heads.model)
-            as q_value_fwer
-    from top_heads
-),
-
-top_any as (
-    select ranked_heads.*
-    from ranked_heads
-    where ranked_heads.head_order = 1
 )
 
-select
-    per_rollout.tag,
-    per_rollout.model,
-    per_rollout.n_rollouts,
-    target_counts.mean_n_target,
-    per_rollout.n_selections,
-    per_rollout.mean_best_abs_delta_va,
-    per_rollout.share_uncorrected_significant,
-    per_rollout.share_fwer_significant,
-    per_rollout.median_p_value_fwer,
-    top_any.layer as top_layer,
-    top_any.head as top_head,
-    top_any.mean_delta_va_vert as top_mean_delta_va_vert,
-    top_any.t_statistic as top_t_statistic,
-    top_any.share_same_sign as top_share_same_sign,
-    top_any.p_value as top_p_value,
-    top_any.p_value_fwer as top_p_value_fwer,
-    top_any.n_heads_fwer_significant,
-    permutations::integer as permutations,
-    top_qvalues.q_value_fwer as top_q_value_fwer
-from per_rollout
-left join target_counts using (tag, model)
-left join top_any using (tag, model)
-left join top_qvalues using (tag, model)
-order by per_rollout.model, per_rollout.tag;
+select *
+from
+    tag_summary_of(
+        selections := 'tag_summary_selections', consistency := 'tag_summary_consistency',
+        {{ pass: permutations, alpha }}
+    );
 
 create or replace view tag_summary as
 select * from tag_summary();

@@ -1,0 +1,143 @@
+"""Per-rollout statistics kept between report builds, combined across rollouts in SQL.
+
+The statistics page combines every rollout of the model: ``head_consistency_of`` over
+the rollouts' permutation draws (``consistency_draws``), ``tag_summary_of`` over their
+best-head selections (``selected_head_pvalues``) and that combination. A rollout's draws
+and selections depend on that rollout and the parameters alone, so they are computed once
+per rollout version and kept as Parquet files in a cache beside the report
+(``.<out>.kept/``), each named by a key that hashes the rollout's version, the statistics
+parameters and the code. A changed rollout gets new files; the others are read back, so a
+one-rollout change recomputes one rollout's permutations, not every rollout's. Files are
+written under a temporary name and renamed (a killed build leaves no half file); after a
+report is published, files no rollout of it needs are removed.
+
+What one rollout keeps (``permutations`` = K; L = the report's layers):
+
+- draws: ``consistency_draws`` rows (K + 1 per head) of the report tag over every layer
+  (the layer x head map, receiver heads), of every other tag over L, and of the report
+  tag's placebo over L (``tag_summary``);
+- selections: ``selected_head_pvalues`` rows of every tag and the placebo over L.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+
+from sql.placeholders import sql_literal
+from sql.query import macro_call
+
+SELECTION_COLUMNS = ("tag", "model", "rollout_id", "layer", "head", "delta_va_vert", "abs_delta_va_vert",
+                     "n_heads", "permutations", "p_value_uncorrected", "p_value_fwer", "n_target",
+                     "n_labellings")
+
+
+def cache_dir_of(out_dir: Path) -> Path:
+    """Where the report in out_dir keeps its per-rollout statistics (a hidden sibling)."""
+    return out_dir.with_name(f".{out_dir.name}.kept")
+
+
+def placebo_tag(tag: str) -> str:
+    """The placebo of a tag (docs/STATISTICS.md §10)."""
+    return f"placebo:{tag}"
+
+
+class KeptStatistics:
+    """The kept per-rollout statistics of one report directory.
+
+    ``prepare`` makes sure every rollout of the model has its files (computing the missing
+    ones on the open read-only connection) and defines the temporary views the combination
+    macros read; ``prune`` removes the files of rollout versions no longer reported.
+    """
+
+    def __init__(self, cache_dir: Path, code_digest: str,
+                 on_step: Callable[[str], None] | None = None):
+        self.cache_dir, self.code_digest = cache_dir, code_digest
+        self.step = on_step or (lambda message: None)
+        self.used: set[str] = set()  # keys of this build's files
+        self.computed: list[str] = []  # rollouts whose statistics this build computed
+
+    def key(self, rollout_id: str, version: list[str], scope: dict) -> str:
+        blob = json.dumps([self.code_digest, scope, rollout_id, version], default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def path(self, key: str, kind: str) -> Path:
+        return self.cache_dir / f"{key}.{kind}.parquet"
+
+    def prepare(self, con: duckdb.DuckDBPyConnection, stats_args: dict, model: str,
+                layers: list[int]) -> None:
+        """Keep the statistics of every rollout of ``model`` and define the views
+        ``report_draws`` and ``report_selections`` over the kept files."""
+        scope = {**stats_args, "layers": layers, "model": model}
+        versions = con.sql(
+            "select rollout_id, content_hash, loaded_at::varchar, fingerprint, ingested_at::varchar "
+            "from rollout_versions where model = ? order by rollout_id", params=[model]).fetchall()
+        keys = {row[0]: self.key(row[0], [str(x) for x in row[1:]], scope) for row in versions}
+        self.used = set(keys.values())
+        missing = [rid for rid, key in keys.items()
+                   if not (self.path(key, "draws").is_file() and self.path(key, "selections").is_file())]
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        for number, rollout_id in enumerate(missing, start=1):
+            self._compute(con, stats_args, model, layers, rollout_id, keys[rollout_id])
+            self.step(f"statistics of {number} of {len(missing)} rollouts computed")
+        self.computed = missing
+        for kind in ("draws", "selections"):
+            files = [str(self.path(key, kind)) for key in keys.values()]
+            con.execute(f"create or replace temp view report_{kind} as "
+                        f"select * from read_parquet([{', '.join(map(sql_literal, files))}])")
+
+    def _compute(self, con: duckdb.DuckDBPyConnection, stats_args: dict, model: str,
+                 layers: list[int], rollout_id: str, key: str) -> None:
+        """The draws and selections of one rollout (only_rollout scopes every macro to it)."""
+        tag = stats_args["tag"]
+        metric = {k: v for k, v in stats_args.items() if k not in ("tag", "layers")}
+        metric["only_rollout"] = rollout_id
+        on_layers = {**metric, "layers": layers, "all_layers": False}
+        parts = {
+            "draws": [  # (macro, arguments, extra condition)
+                ("consistency_draws", {**metric, "tag": tag, "all_layers": True}, ""),
+                ("consistency_draws", {**on_layers, "all_tags": True}, " and rows.tag <> ?"),
+                ("consistency_draws", {**on_layers, "tag": placebo_tag(tag)}, ""),
+            ],
+            "selections": [
+                ("selected_head_pvalues", {**on_layers, "all_tags": True}, ""),
+                ("selected_head_pvalues", {**on_layers, "tag": placebo_tag(tag)}, ""),
+            ],
+        }
+        for kind, kind_parts in parts.items():
+            columns = SELECTION_COLUMNS if kind == "selections" else None
+            queries = [_part_query(part, model, tag, columns) for part in kind_parts]
+            order = "tag, layer, head" + (", permutation" if kind == "draws" else "")
+            target = self.path(key, kind)
+            partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            con.sql(" union all ".join(f"({query})" for query, _ in queries) + f" order by {order}",
+                    params=[v for _, values in queries for v in values]).write_parquet(
+                        str(partial), compression="zstd")
+            os.replace(partial, target)
+
+    def prune(self) -> int:
+        """Remove the kept files no rollout of the last prepared build uses; how many."""
+        removed = 0
+        for path in self.cache_dir.glob("*.parquet"):
+            if path.name.split(".")[0] not in self.used:
+                path.unlink(missing_ok=True)
+                removed += 1
+        for path in self.cache_dir.glob(".*.tmp"):  # what killed builds left
+            path.unlink(missing_ok=True)
+        return removed
+
+
+
+def _part_query(part: tuple[str, dict, str], model: str, tag: str,
+                columns: tuple[str, ...] | None) -> tuple[str, list]:
+    """The rows of one macro call for the model, and its values."""
+    macro, args, condition = part
+    call, values = macro_call(macro, args)
+    projection = ", ".join(f"rows.{c}" for c in columns) if columns else "rows.*"
+    query = f"select {projection} from {call} as rows where rows.model = ?{condition}"
+    return query, values + [model] + ([tag] if condition else [])
