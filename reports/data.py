@@ -224,10 +224,7 @@ def load_report_data(
                                                    schema={"rollout_id": pl.String}))
     # Permutation p-values (rollout_ranking_pvalues) of those rollouts; the others' are kept
     # from the previous build (they depend on the rollout and the parameters only).
-    call, values = macro_call("rollout_ranking_pvalues", params.stats_args())
-    pvalues = frame(con, "select p.rollout_id, " + ", ".join(f"p.{c}" for c in PVALUE_COLUMNS) +
-                         f" from {call} as p semi join report_detail using (rollout_id) "
-                         "where p.model = ?", [*values, model])
+    pvalues = _rollout_pvalues(con, params, model, detail_ids, ranking.height)
     if kept:
         pvalues = pl.concat([pvalues, pl.DataFrame([{"rollout_id": rid, **row} for rid, row in kept.items()],
                                                    schema=pvalues.schema)])
@@ -309,6 +306,26 @@ def load_report_data(
         receiver_color_max=receiver_details["color_max"], receiver_vertical=receiver_details["vertical"],
         ingest=ingest, **load_head_statistics(con, params, model, layers, kept_stats),
     )
+
+
+def _rollout_pvalues(con: duckdb.DuckDBPyConnection, params: ReportParams, model: str,
+                     rollout_ids: list[str], n_ranked: int) -> pl.DataFrame:
+    """The ``PVALUE_COLUMNS`` of these rollouts (rollout_ranking_pvalues): one call scoped to
+    each rollout (only_rollout) when they are few, one unscoped call when most are asked."""
+    columns = "p.rollout_id, " + ", ".join(f"p.{c}" for c in PVALUE_COLUMNS)
+    if 2 * len(rollout_ids) > n_ranked:
+        call, values = macro_call("rollout_ranking_pvalues", params.stats_args())
+        return frame(con, f"select {columns} from {call} as p semi join report_detail using (rollout_id) "
+                          "where p.model = ?", [*values, model])
+    frames = []
+    for rollout_id in rollout_ids:
+        call, values = macro_call("rollout_ranking_pvalues",
+                                  {**params.stats_args(), "only_rollout": rollout_id})
+        frames.append(frame(con, f"select {columns} from {call} as p where p.model = ?", [*values, model]))
+    if not frames:  # every page kept
+        return pl.DataFrame(schema={"rollout_id": pl.String, "p_value_score": pl.Float64,
+                                    "p_value_fwer_by_layer": pl.List(pl.Float64), "permutations": pl.Int32})
+    return pl.concat(frames)
 
 
 def _temp_table(con: duckdb.DuckDBPyConnection, name: str, rows: pl.DataFrame) -> None:

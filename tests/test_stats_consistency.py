@@ -137,6 +137,13 @@ def test_per_rollout_inputs_combine_to_the_same_statistics(warehouse):  # noqa: 
                                          f"'{rollout.rollout_id}')")
         key = lambda r: (r["tag"], r["rollout_id"], r["layer"], r["head"], r.get("permutation", 0))  # noqa: E731
         assert whole and same_rows(sorted(scoped, key=key), whole)
+    # the ranking's p-values of one rollout: its row of the unscoped call (q-values aside)
+    ranking = records(warehouse, "select * exclude (q_value_score) from rollout_ranking_pvalues("
+                                 "permutations := 30, seed := 2) order by rank")
+    for row in ranking:
+        scoped = records(warehouse, "select * exclude (q_value_score) from rollout_ranking_pvalues("
+                                    f"permutations := 30, seed := 2, only_rollout := '{row['rollout_id']}')")
+        assert same_rows(scoped, [row])
     warehouse.execute(f"create temp table kept_draws as select * from consistency_draws({args})")
     warehouse.execute("create temp table kept_selections as select * from "
                       f"selected_head_pvalues({args}, all_layers := true)")
