@@ -424,8 +424,11 @@ def load_head_statistics(con: duckdb.DuckDBPyConnection, params: ReportParams, m
         call, values = macro_call("head_consistency_of", {"draws": f"report_{name}_draws", **null})
         con.execute(f"create or replace temp table report_{name}_consistency as select * from {call}", values)
 
+    # every ranked head once: the receiver table's rows and the receiver map's
+    con.execute("create or replace temp table report_ranked_heads as "
+                "select * from receiver_heads(k := ?) where model = ?", [ALL_HEADS, model])
     call, values = macro_call("receiver_head_delta_va_of", {"consistency": "report_map_consistency",
-                                                            "k": ALL_HEADS})
+                                                            "receivers": "report_ranked_heads"})
     con.execute(
         "create or replace temp table report_head_consistency as "
         "select heads.* exclude (model, tag), "
@@ -450,10 +453,10 @@ def load_head_statistics(con: duckdb.DuckDBPyConnection, params: ReportParams, m
         "select ranked.rank, ranked.layer, ranked.head, ranked.mean_kurtosis, "
         "ranked.n_rollouts as n_rollouts_kurtosis, ranked.rank <= ? as is_receiver, "
         "heads.mean_delta_va_vert, heads.t_statistic, heads.p_value_fwer "
-        "from receiver_heads(k := ?) as ranked "
+        "from report_ranked_heads as ranked "
         "left join report_head_consistency as heads on heads.rank = ranked.rank and ranked.rank <= ? "
-        "where ranked.model = ? order by ranked.rank",
-        [RECEIVER_K, ALL_HEADS, RECEIVER_K, model],
+        "order by ranked.rank",
+        [RECEIVER_K, RECEIVER_K],
     )
 
     # Every tag on the report's layers (representative by default: every layer would
@@ -483,6 +486,7 @@ def load_head_statistics(con: duckdb.DuckDBPyConnection, params: ReportParams, m
     )
     for name in ("head", "map", "tag", "placebo"):
         con.execute(f"drop table if exists report_{name}_consistency")
+    con.execute("drop table if exists report_ranked_heads")
     for name in views:
         con.execute(f"drop view if exists {name}")
     if tags.height:

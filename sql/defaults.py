@@ -37,6 +37,7 @@ DEFAULTS: dict[str, object] = {
     "draws": "consistency_draws",  # head_consistency_of: consistency_draws' rows
     "selections": "selected_head_pvalues",  # tag_summary_of: selected_head_pvalues' rows
     "consistency": "head_consistency",  # tag_summary_of, receiver_head_delta_va_of
+    "receivers": "receiver_heads",  # receiver_head_delta_va_of: receiver_heads' rows
     "resamples": 1000,  # §8: bootstrap resamples behind an effect's interval
     "confidence": 0.95,  # §8: coverage of the bootstrap interval
     # Scope of the internal macros behind the kept scores (README, "Kept scores").

@@ -32,10 +32,15 @@ with receiver_consistency as materialized (
         head_consistency(
             {{ pass: tag, all_tags, permutations, seed, null_model, @metric }}
         )
+),
+
+receiver_rows as materialized (
+    select *
+    from receiver_heads({{ pass: k }})
 )
 
 select *
-from receiver_head_delta_va_of(consistency := 'receiver_consistency', {{ pass: k }});
+from receiver_head_delta_va_of(consistency := 'receiver_consistency', receivers := 'receiver_rows');
 
 create or replace view receiver_head_delta_va as
 select * from receiver_head_delta_va();

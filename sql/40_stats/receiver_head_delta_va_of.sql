@@ -1,7 +1,9 @@
--- The join step of receiver_head_delta_va: the top k receiver heads (receiver_heads, the
--- paper's setting) with their rows of a relation named by consistency (head_consistency's
--- columns), exactly as receiver_head_delta_va (which is this macro over head_consistency).
--- Parameters: consistency (relation name; default the view head_consistency), k.
+-- The join step of receiver_head_delta_va: the receiver heads of a relation named by
+-- receivers (receiver_heads' columns: the paper's setting, ranked by mean kurtosis) with
+-- their rows of a relation named by consistency (head_consistency's columns), exactly as
+-- receiver_head_delta_va (which is this macro over receiver_heads(k) and head_consistency).
+-- Parameters: consistency, receivers (relation names; default the views head_consistency
+-- and receiver_heads).
 --- tag: target tag
 --- model: model name
 --- rank: receiver-head rank, 1 = highest mean kurtosis
@@ -17,10 +19,9 @@
 --- permutations: K, the number of permutations (or sign flips) drawn
 --- p_value: two-sided permutation p-value of the mean ΔVA of this head (head_consistency)
 --- p_value_fwer: family-wise (max-T over every head of the chosen layers) p-value
-create or replace macro receiver_head_delta_va_of({{ params: consistency, k }}) as table
+create or replace macro receiver_head_delta_va_of({{ params: consistency, receivers }}) as table
 with receivers as (
-    select *
-    from receiver_heads(k := k)
+    select * from query_table(receivers)
 ),
 
 consistency as (
