@@ -399,12 +399,13 @@ def load_head_statistics(con: duckdb.DuckDBPyConnection, params: ReportParams, m
     (reports.kept_stats: computed only for rollouts not seen with these parameters) and
     combined here by the SQL combination macros: ``head_consistency_of`` over the report
     tag's draws in every stored layer gives each head's row for the layer x head map, the
-    most consistent heads and, through ``receiver_head_delta_va_of`` with ``k`` = every
-    ranked head, the receiver table (its first ``RECEIVER_K`` ranks, exactly
+    most consistent heads and, through ``receiver_head_delta_va_of`` over the rows of
+    ``receiver_heads`` with ``k`` = every ranked head (one call, kept in a temporary table),
+    the receiver table (its first ``RECEIVER_K`` ranks, exactly
     ``receiver_head_delta_va(k := RECEIVER_K)``). A head whose kurtosis is undefined in
     every rollout (constant vertical scores) is not ranked, so it is not on the map either.
-    The receiver map reads ``receiver_heads`` (no permutations), so it is drawn even when no
-    head has a ΔVA (a tag on no sentence). ``tag_summary_of`` compares every tag on the
+    The receiver map reads the same ``receiver_heads`` rows (no permutations), so it is
+    drawn even when no head has a ΔVA (a tag on no sentence). ``tag_summary_of`` compares every tag on the
     report's layers, and the report tag's placebo beside it.
     """
     kept_stats.prepare(con, params.stats_args(), model, layers)
