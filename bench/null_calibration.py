@@ -8,6 +8,8 @@ with copies of the traces, adds planted tags to their chunks_labeled.json, reloa
 - ``null_pos_K``: about 6% of the analysed sentences, drawn with probability rising as
   position cubed (labels that carry nothing but position, as VA sits late in traces);
 - ``null_uni_K``: as many sentences drawn uniformly;
+- ``null_len_K``: as many sentences drawn with probability rising as length squared
+  (labels that carry nothing but sentence length: long sentences receive more attention);
 - ``planted_H``: in each rollout the sentences head H of a representative layer attends to
   most (its largest kept vertical scores), as many as the position tags; one tag per head
   H < --planted-heads, so power is measured over rollouts x heads.
@@ -36,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 ALPHA = 0.05
 SHARE = 0.06  # share of the analysed sentences a planted tag labels
+FAMILIES = ("pos", "uni", "len")  # the null tags' biases: position, none, sentence length
 
 
 def own_copies(root: Path) -> None:
@@ -46,9 +49,12 @@ def own_copies(root: Path) -> None:
         shutil.copytree(target, link)
 
 
-def position_draw(rng: np.random.Generator, n: int, count: int, biased: bool) -> list[int]:
-    candidates = np.arange(1, n - 1)  # the analysed sentences (trim)
-    weights = (candidates / n) ** 3 if biased else np.ones(len(candidates))
+def null_draw(rng: np.random.Generator, lengths: list[int], count: int, family: str) -> list[int]:
+    """count analysed sentences (trim: 1..n-2) drawn with the family's bias."""
+    n = len(lengths)
+    candidates = np.arange(1, n - 1)
+    weights = {"pos": (candidates / n) ** 3, "uni": np.ones(len(candidates)),
+               "len": np.asarray(lengths, dtype=float)[1:n - 1] ** 2}[family]
     return sorted(rng.choice(candidates, size=count, replace=False, p=weights / weights.sum()).tolist())
 
 
@@ -56,7 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="the directory of bench/scale_store.py --out")
     parser.add_argument("--tags", type=int, default=4, help="null tags of each kind")
-    parser.add_argument("--planted-heads", type=int, default=8, help="heads 0..N-1 get a planted tag each")
+    parser.add_argument("--planted-heads", type=int, default=32, help="heads 0..N-1 get a planted tag each")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -71,6 +77,8 @@ def main() -> None:
             "from rollouts inner join kept_scores as kept using (rollout_id) "
             "where kept.layer = ? and kept.head < ? group by all order by all",
             [layer, args.planted_heads]).fetchall()
+        lengths = dict(con.execute(
+            "select rollout_id, list(length(text) order by idx) from sentences group by all").fetchall())
     by_rollout: dict[str, tuple[int, dict[int, list[int]]]] = {}
     for rollout_id, n, head, by_score in rows:
         by_rollout.setdefault(rollout_id, (n, {}))[1][head] = by_score
@@ -81,9 +89,9 @@ def main() -> None:
         count = max(2, round(SHARE * (n - 2)))
         planted: dict[int, list[str]] = {}
         for k in range(args.tags):
-            for biased, name in ((True, f"null_pos_{k}"), (False, f"null_uni_{k}")):
-                for idx in position_draw(rng, n, count, biased):
-                    planted.setdefault(idx, []).append(name)
+            for family in FAMILIES:
+                for idx in null_draw(rng, lengths[rollout_id], count, family):
+                    planted.setdefault(idx, []).append(f"null_{family}_{k}")
         for head, by_score in by_head.items():
             for idx in by_score[:count]:
                 planted.setdefault(idx, []).append(f"planted_{head}")
@@ -104,7 +112,7 @@ def main() -> None:
         print(f"# {len(by_rollout)} rollouts, head_pvalues defaults (null_model 'position', 1,000 "
               f"permutations, representative layers); planted heads: layer {layer}, heads "
               f"0-{args.planted_heads - 1}")
-        for family in ("null_pos", "null_uni"):
+        for family in (f"null_{f}" for f in FAMILIES):
             for null_model in ("position", "uniform"):
                 share, tests = con.execute(
                     "select avg((p_value <= ?)::integer), count(p_value) "

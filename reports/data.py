@@ -311,21 +311,18 @@ def load_report_data(
 def _rollout_pvalues(con: duckdb.DuckDBPyConnection, params: ReportParams, model: str,
                      rollout_ids: list[str], n_ranked: int) -> pl.DataFrame:
     """The ``PVALUE_COLUMNS`` of these rollouts (rollout_ranking_pvalues): one call scoped to
-    each rollout (only_rollout) when they are few, one unscoped call when most are asked."""
+    these rollouts (only_rollouts) when they are few, one unscoped call when most are asked."""
     columns = "p.rollout_id, " + ", ".join(f"p.{c}" for c in PVALUE_COLUMNS)
     if 2 * len(rollout_ids) > n_ranked:
         call, values = macro_call("rollout_ranking_pvalues", params.stats_args())
         return frame(con, f"select {columns} from {call} as p semi join report_detail using (rollout_id) "
                           "where p.model = ?", [*values, model])
-    frames = []
-    for rollout_id in rollout_ids:
-        call, values = macro_call("rollout_ranking_pvalues",
-                                  {**params.stats_args(), "only_rollout": rollout_id})
-        frames.append(frame(con, f"select {columns} from {call} as p where p.model = ?", [*values, model]))
-    if not frames:  # every page kept
+    if not rollout_ids:  # every page kept
         return pl.DataFrame(schema={"rollout_id": pl.String, "p_value_score": pl.Float64,
                                     "p_value_fwer_by_layer": pl.List(pl.Float64), "permutations": pl.Int32})
-    return pl.concat(frames)
+    call, values = macro_call("rollout_ranking_pvalues",
+                              {**params.stats_args(), "only_rollouts": rollout_ids})
+    return frame(con, f"select {columns} from {call} as p where p.model = ?", [*values, model])
 
 
 def _temp_table(con: duckdb.DuckDBPyConnection, name: str, rows: pl.DataFrame) -> None:

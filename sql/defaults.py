@@ -43,7 +43,7 @@ DEFAULTS: dict[str, object] = {
     # Scope of the internal macros behind the kept scores (README, "Kept scores").
     "unscored_only": False,  # true = only the cells of (model, rollout)s without kept scores
     "only_model": None,  # None = every model; a name limits the computation to it
-    "only_rollout": None,  # None = every rollout; an id limits the computation to it
+    "only_rollouts": None,  # None = every rollout; a list of ids limits the computation to them
 }
 
 # Parameter lists that many macros share, written @name in the placeholders.

@@ -50,33 +50,34 @@ def delta(v: np.ndarray, targets: np.ndarray) -> float:
     return float(np.mean(a) - np.mean(b))
 
 
-def position_strata(n_scored: int, n_chars: Sequence[int] | None) -> list[int]:
-    """§2: the 'position' stratum of each scored column: blocks of about 24 columns, each
-    split into a short and a long half by (n_chars, c) when every sentence has a text."""
+def position_strata(n_scored: int) -> list[int]:
+    """§2: the 'position' stratum of each scored column: blocks of about 24 columns."""
     g = max(1, math.floor(n_scored / 24 + 0.5))
-    block = [c * g // n_scored for c in range(n_scored)]
-    if n_chars is None:
-        return block
-    strata = [0] * n_scored
-    for b in set(block):
-        members = sorted((n_chars[c], c) for c in range(n_scored) if block[c] == b)
-        for rank, (_, c) in enumerate(members):
-            strata[c] = 2 * b + (0 if rank < len(members) // 2 else 1)
-    return strata
+    return [c * g // n_scored for c in range(n_scored)]
 
 
-def position_residuals(v: Sequence[float], strata: Sequence[int], n_valid_rows: Sequence[int]) -> np.ndarray:
-    """§2: u_c = (v_c - mean of its stratum - b (c - mean c of its stratum)) sqrt(n_valid_rows_c),
-    b the slope pooled over the strata (0 when every stratum has one column)."""
+def position_residuals(
+    v: Sequence[float], strata: Sequence[int], n_valid_rows: Sequence[int], n_chars: Sequence[int] | None
+) -> np.ndarray:
+    """§2: u_c = (v_c - its stratum's mean - b_c (c - c̄_s) - b_l (l_c - l̄_s)) sqrt(n_valid_rows_c),
+    l = ln(1 + n_chars) (0 without texts), (b_c, b_l) the least-squares slopes pooled over
+    the strata (b_l = 0 when the centred lengths are constant or collinear with c)."""
     v, strata = np.asarray(v, dtype=float), np.asarray(strata)
     c = np.arange(len(v), dtype=float)
-    dv, dc = np.empty_like(v), np.empty_like(c)
+    length = np.log1p(np.asarray(n_chars, dtype=float)) if n_chars is not None else np.zeros_like(c)
+    dv, dc, dl = np.empty_like(v), np.empty_like(c), np.empty_like(c)
     for s in set(strata.tolist()):
         in_s = strata == s
         dv[in_s], dc[in_s] = v[in_s] - v[in_s].mean(), c[in_s] - c[in_s].mean()
-    spread = float(np.sum(dc * dc))
-    slope = float(np.sum(dc * dv)) / spread if spread > 0 else 0.0
-    return (dv - slope * dc) * np.sqrt(np.asarray(n_valid_rows, dtype=float))
+        dl[in_s] = length[in_s] - length[in_s].mean()
+    cc, ll, cl = float(dc @ dc), float(dl @ dl), float(dc @ dl)
+    det = cc * ll - cl * cl
+    if det > 1e-9 * cc * ll:
+        b_c = (ll * float(dc @ dv) - cl * float(dl @ dv)) / det
+        b_l = (cc * float(dl @ dv) - cl * float(dc @ dv)) / det
+    else:
+        b_c, b_l = (float(dc @ dv) / cc if cc > 0 else 0.0), 0.0
+    return (dv - b_c * dc - b_l * dl) * np.sqrt(np.asarray(n_valid_rows, dtype=float))
 
 
 def p_value(observed: float, permuted: Sequence[float], slack: float = SLACK) -> float:

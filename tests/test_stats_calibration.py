@@ -112,6 +112,33 @@ def test_score_and_consistency_size(null_warehouse):
     assert sum(r["p_value"] <= ALPHA for r in uniform) > sum(r["p_value"] <= ALPHA for r in consistency)
 
 
+def test_length_biased_labels_keep_their_size(warehouse):  # noqa: F811
+    # columns receive attention rising with their sentence's length (stored texts), and
+    # the null labels pick long sentences (probability rising as length squared)
+    rng = np.random.default_rng(31)
+    rollouts, texts = [], []
+    for k in range(30):
+        n = 36
+        chars = rng.integers(5, 300, size=n)
+        matrices = {(0, head): as_float32(np.tril(rng.random((n, n)) * np.log(chars)[None, :]))
+                    for head in range(3)}
+        tags: list[list[str]] = [[] for _ in range(n)]
+        for t in range(N_TAGS):
+            weights = chars[1:n - 1] ** 2.0
+            for i in rng.choice(np.arange(1, n - 1), size=4, replace=False, p=weights / weights.sum()):
+                tags[i].append(f"null_{t}")
+        rollouts.append(Rollout(f"problem_{k}/length_{k:02d}", matrices, [False] * n, tags))
+        texts += [(rollouts[-1].rollout_id, i, "x" * int(chars[i]), 0, 0) for i in range(n)]
+    load(warehouse, rollouts, 1, 3)
+    warehouse.executemany("insert into sentences values (?, ?, ?, ?, ?)", texts)
+    params = "all_tags := true, permutations := 99, seed := 4, all_layers := true"
+    heads = records(warehouse, f"select * from head_pvalues({params})")
+    assert len(heads) >= 0.95 * 30 * 3 * N_TAGS
+    assert share_significant(heads, "p_value") <= ALPHA + TOLERANCE
+    uniform = records(warehouse, f"select * from head_pvalues({params}, null_model := 'uniform')")
+    assert share_significant(uniform, "p_value") > ALPHA + TOLERANCE  # length alone fools it
+
+
 def test_few_labellings_exact(warehouse):  # noqa: F811
     # 12 sentences: 6 scored columns, 2 targets (or 1 when one is unscored), one stratum:
     # C(6, 2) = 15 (or 6) labellings <= K, every one enumerated

@@ -120,9 +120,10 @@ def test_tag_summary_compares_tags(warehouse):  # noqa: F811
 
 
 def test_per_rollout_inputs_combine_to_the_same_statistics(warehouse):  # noqa: F811
-    # consistency_draws and selected_head_pvalues scoped to one rollout (only_rollout) give
-    # that rollout's rows of the unscoped call; the combination macros over those rows kept
-    # as tables (as the report keeps them) give head_consistency and tag_summary
+    # consistency_draws and selected_head_pvalues scoped to one rollout or a batch of them
+    # (only_rollouts) give those rollouts' rows of the unscoped call; the combination
+    # macros over those rows kept as tables (as the report keeps them) give
+    # head_consistency and tag_summary
     rng = np.random.default_rng(21)
     rollouts = random_rollouts(rng, 5, 16, 2, 3, extra_tags=("plan",))
     plant(rollouts, layer=1, head=2)
@@ -132,9 +133,9 @@ def test_per_rollout_inputs_combine_to_the_same_statistics(warehouse):  # noqa: 
     for macro, extra in (("consistency_draws", ", permutation"), ("selected_head_pvalues", "")):
         whole = records(warehouse, f"select * from {macro}({args}) {order}{extra}")
         scoped = []
-        for rollout in rollouts:
-            scoped += records(warehouse, f"select * from {macro}({args}, only_rollout := "
-                                         f"'{rollout.rollout_id}')")
+        for batch in ([rollouts[0]], rollouts[1:3], rollouts[3:]):
+            ids = ", ".join(f"'{r.rollout_id}'" for r in batch)
+            scoped += records(warehouse, f"select * from {macro}({args}, only_rollouts := [{ids}])")
         key = lambda r: (r["tag"], r["rollout_id"], r["layer"], r["head"], r.get("permutation", 0))  # noqa: E731
         assert whole and same_rows(sorted(scoped, key=key), whole)
     # the ranking's p-values of one rollout: its row of the unscoped call (q-values aside)
@@ -142,7 +143,8 @@ def test_per_rollout_inputs_combine_to_the_same_statistics(warehouse):  # noqa: 
                                  "permutations := 30, seed := 2) order by rank")
     for row in ranking:
         scoped = records(warehouse, "select * exclude (q_value_score) from rollout_ranking_pvalues("
-                                    f"permutations := 30, seed := 2, only_rollout := '{row['rollout_id']}')")
+                                    "permutations := 30, seed := 2, "
+                                    f"only_rollouts := ['{row['rollout_id']}'])")
         assert same_rows(scoped, [row])
     warehouse.execute(f"create temp table kept_draws as select * from consistency_draws({args})")
     warehouse.execute("create temp table kept_selections as select * from "

@@ -143,8 +143,8 @@ def test_all_tags_match_single_tag(warehouse):  # noqa: F811
 
 
 def test_position_residuals_match_the_reference(warehouse):  # noqa: F811
-    # 40 and 60 sentences: one and two position blocks (36 and 56 scored columns), each
-    # split by length; sentence lengths from the stored texts
+    # 40 and 60 sentences: 1 and 2 position blocks (34 and 54 scored columns); sentence
+    # lengths from the stored texts, then without texts (no length adjustment)
     rng = np.random.default_rng(3)
     rollouts = random_rollouts(rng, 1, 40, 1, 2) + random_rollouts(rng, 1, 60, 1, 2)
     rollouts[1].rollout_id = "problem_9/va_long"
@@ -153,21 +153,23 @@ def test_position_residuals_match_the_reference(warehouse):  # noqa: F811
         "insert into sentences select rollout_id, i, repeat('x', 1 + (i * 7919) % 53), 0, 0 "
         "from rollouts, range(n_sentences) as t(i)"
     )
-    rows = records(
-        warehouse,
-        "select rollout_id, layer, head, excess_delta_va from delta_va_permutations(permutations := 0)",
-    )
-    assert len(rows) == 4
-    for row in rows:
-        rollout = next(r for r in rollouts if r.rollout_id == row["rollout_id"])
-        B, m = ref.analysed(rollout.matrices[(row["layer"], row["head"])], rollout.mask)
-        n, p = len(m), 4
-        cols = sref.scored_columns(n, p)
-        n_chars = [1 + ((c + 1) * 7919) % 53 for c in cols]  # idx = c + 1 (trim)
-        v = ref.vertical_scores(B, p)[cols]
-        u = sref.position_residuals(v, sref.position_strata(len(cols), n_chars), [n - c - p for c in cols])
-        assert len(set(sref.position_strata(len(cols), n_chars))) == (2 if n == 38 else 4)
-        assert row["excess_delta_va"] == pytest.approx(sref.delta(u, np.asarray(m)[cols]), abs=1e-9)
+    query = "select rollout_id, layer, head, excess_delta_va from delta_va_permutations(permutations := 0)"
+    for with_text in (True, False):
+        if not with_text:
+            warehouse.execute("delete from sentences")
+        rows = records(warehouse, query)
+        assert len(rows) == 4
+        for row in rows:
+            rollout = next(r for r in rollouts if r.rollout_id == row["rollout_id"])
+            B, m = ref.analysed(rollout.matrices[(row["layer"], row["head"])], rollout.mask)
+            n, p = len(m), 4
+            cols = sref.scored_columns(n, p)
+            n_chars = [1 + ((c + 1) * 7919) % 53 for c in cols] if with_text else None  # idx = c + 1 (trim)
+            v = ref.vertical_scores(B, p)[cols]
+            strata = sref.position_strata(len(cols))
+            assert len(set(strata)) == (1 if n == 38 else 2)
+            u = sref.position_residuals(v, strata, [n - c - p for c in cols], n_chars)
+            assert row["excess_delta_va"] == pytest.approx(sref.delta(u, np.asarray(m)[cols]), abs=1e-9)
 
 
 def test_pvalues_uniform_under_random_labels(warehouse):  # noqa: F811

@@ -115,8 +115,8 @@ def _insert_rows(con, table: str, rows, model: str, rollout_id: str) -> None:
             con.unregister("kept_rows_to_insert")
         return
     con.execute(f"insert into {table} select * from "
-                f"{table}_of(only_model := ?::varchar, only_rollout := ?::varchar)",
-                [model, rollout_id])
+                f"{table}_of(only_model := ?::varchar, only_rollouts := ?::varchar[])",
+                [model, [rollout_id]])
 
 
 def listed_paths(con) -> set[str]:

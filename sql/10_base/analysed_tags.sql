@@ -3,8 +3,9 @@
 -- Tags: the tag parameter alone, or, with all_tags, every tag present in sentence_tags
 -- (then the tag parameter is ignored). A tag absent from a rollout flags none of its
 -- sentences (is_target false everywhere, n_target 0).
--- Parameters: tag, all_tags, trim (as analysed_sentences); only_rollout (NULL: every
--- rollout; an id: that rollout's rows alone, so the statistics above can run per rollout).
+-- Parameters: tag, all_tags, trim (as analysed_sentences); only_rollouts (NULL: every
+-- rollout; a list of ids: those rollouts' rows alone, so the statistics above can run per
+-- rollout or per batch of rollouts).
 -- NOTE: this object reads the storage table sentence_tags (for the list of tags and the
 -- per-tag flags); by the layer rule it belongs in 10_base (see docs/STATISTICS.md §8).
 --- tag: target tag
@@ -16,7 +17,7 @@
 --- n_target: sentences carrying the tag among the analysed ones
 --- n_chars: length of the sentence text in characters (NULL when no text is stored)
 --- problem_id: the rollout's problem (rollouts.problem_id; rollouts of one problem are resamples)
-create or replace macro analysed_tags({{ params: tag, all_tags, trim, only_rollout }}) as table
+create or replace macro analysed_tags({{ params: tag, all_tags, trim, only_rollouts }}) as table
 with analysed_rows as (
     select
         analysed.rollout_id,
@@ -24,7 +25,7 @@ with analysed_rows as (
         analysed.r,
         analysed.n_sentences
     from analysed_sentences({{ pass: tag, trim }}) as analysed
-    where only_rollout is null or analysed.rollout_id = only_rollout
+    where is_listed(analysed.rollout_id, only_rollouts)
 ),
 
 chosen_tags as (

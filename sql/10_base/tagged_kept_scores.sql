@@ -3,7 +3,7 @@
 -- The kept columns were computed for their own parameter sets (uses_kept_scores):
 -- vertical_score, n_valid_rows, column_sum, row_sum with trim; receiver_score without.
 -- Parameters: tag, trim (analysed_sentences), layers, all_layers (selected_layers),
--- only_rollout (NULL: every rollout).
+-- only_rollouts (NULL: every rollout).
 --- model: model name
 --- rollout_id: rollout
 --- layer: layer index
@@ -18,7 +18,7 @@
 --- receiver_score: v_c of the receiver set (no trim, no control_depth)
 --- n_sentences: n, analysed sentences of the rollout
 --- n_va: target sentences among the analysed ones
-create or replace macro tagged_kept_scores({{ params: tag, trim, layers, all_layers, only_rollout }}) as table
+create or replace macro tagged_kept_scores({{ params: tag, trim, layers, all_layers, only_rollouts }}) as table
 select
     kept.model,
     kept.rollout_id,
@@ -39,7 +39,7 @@ inner join selected_layers({{ pass: layers, all_layers }}) as chosen using (mode
 inner join analysed_sentences({{ pass: tag, trim }}) as analysed
     on analysed.rollout_id = kept.rollout_id
     and analysed.idx = kept.idx
-where only_rollout is null or kept.rollout_id = only_rollout;
+where is_listed(kept.rollout_id, only_rollouts);
 
 create or replace view tagged_kept_scores as
 select * from tagged_kept_scores();

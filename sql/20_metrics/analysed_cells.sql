@@ -4,7 +4,7 @@
 -- §7; an INTEGER[] list replaces them); all_layers (true: every layer 0..L-1 of the
 -- model, overrides layers; see selected_layers). Only models with a row in `models` are
 -- analysed. unscored_only (true: only cells without kept scores, attention_cells);
--- only_model, only_rollout (non-NULL: that model's / rollout's cells alone).
+-- only_model, only_rollouts (non-NULL: that model's cells / those listed rollouts' alone).
 -- Only cells with j <= i are stored; cells above the diagonal are 0 (§3).
 -- The integer keys let the metrics sort and group without string keys (speed).
 --- model: model name
@@ -21,12 +21,12 @@
 --- rollout_key: integer key of the rollout (analysed_sentences.rollout_key)
 --- row_key: integer key of the row sentence i (analysed_sentences.sentence_key)
 create or replace macro analysed_cells(
-    {{ params: tag, trim, layers, all_layers, unscored_only, only_model, only_rollout }}
+    {{ params: tag, trim, layers, all_layers, unscored_only, only_model, only_rollouts }}
 ) as table
 with row_sentences as (
     select *
     from analysed_sentences({{ pass: tag, trim }}) as analysed
-    where only_rollout is null or analysed.rollout_id = only_rollout
+    where is_listed(analysed.rollout_id, only_rollouts)
 ),
 
 layer_cells as (
@@ -35,7 +35,7 @@ layer_cells as (
         chosen.model_key
     from attention_cells(unscored_only := unscored_only) as cells
     inner join selected_layers({{ pass: layers, all_layers }}) as chosen using (model, layer)
-    where is_in_scope(cells.model, cells.rollout_id, only_model, only_rollout)
+    where is_in_scope(cells.model, cells.rollout_id, only_model, only_rollouts)
 )
 
 select

@@ -8,7 +8,7 @@
 -- 'median' (anything else is an error).
 -- v_c is NULL (the spec's NaN) when column c has no valid cell (the last p columns).
 -- Row r has r + 1 stored cells (c = 0..r; dense triangles) of which r - p + 1 are valid.
--- unscored_only, only_model, only_rollout: as analysed_cells (which cells are read).
+-- unscored_only, only_model, only_rollouts: as analysed_cells (which cells are read).
 -- This macro always reads cells; the metrics above read kept_scores when they can.
 --- model: model name
 --- rollout_id: rollout
@@ -24,7 +24,7 @@
 --- n_sentences: n, analysed sentences of the rollout
 --- n_va: target sentences among the analysed ones
 create or replace macro column_scores(
-    {{ params: tag, @metric, unscored_only, only_model, only_rollout }}
+    {{ params: tag, @metric, unscored_only, only_model, only_rollouts }}
 ) as table
 with cells as not materialized (
     select
@@ -40,7 +40,7 @@ with cells as not materialized (
         analysed.c <= analysed.r - proximity_ignore as is_valid
     from
         analysed_cells(
-            {{ pass: tag, trim, layers, all_layers, unscored_only, only_model, only_rollout }}
+            {{ pass: tag, trim, layers, all_layers, unscored_only, only_model, only_rollouts }}
         ) as analysed
     -- parameter check (error() is not folded: it raises as soon as a cell flows)
     where

@@ -3,7 +3,7 @@
 -- stored layer (warehouse/catalog.py), for the two sets of sql/defaults.py KEPT_SETS
 -- (a test compares these rows with the metrics computed from cells).
 -- Tag-free: no sentence is a target (tag := NULL), so column sums hold every row.
--- Parameters: only_model, only_rollout (NULL: every model / rollout).
+-- Parameters: only_model, only_rollouts (NULL: every model / rollout).
 --- model: model name
 --- rollout_id: rollout
 --- layer: layer index
@@ -14,13 +14,13 @@
 --- column_sum: Σ B[r, idx] over every analysed row r (ranking set's trim)
 --- row_sum: Σ B[idx, c] over every analysed column c (ranking set's trim)
 --- receiver_score: v_c of column idx (receiver set)
-create or replace macro kept_scores_of({{ params: only_model, only_rollout }}) as table
+create or replace macro kept_scores_of({{ params: only_model, only_rollouts }}) as table
 with ranking as (
     select *
     from
         column_scores(
             tag := null, {{ kept: ranking }}, all_layers := true,
-            {{ pass: only_model, only_rollout }}
+            {{ pass: only_model, only_rollouts }}
         )
 ),
 
@@ -29,7 +29,7 @@ receiver as (
     from
         column_scores(
             tag := null, {{ kept: receiver }}, all_layers := true,
-            {{ pass: only_model, only_rollout }}
+            {{ pass: only_model, only_rollouts }}
         )
 ),
 
@@ -43,7 +43,7 @@ row_sums as (
         sum(cells.value::double) as row_sum
     from
         analysed_cells(
-            tag := null, trim := true, all_layers := true, {{ pass: only_model, only_rollout }}
+            tag := null, trim := true, all_layers := true, {{ pass: only_model, only_rollouts }}
         ) as cells
     group by cells.model, cells.rollout_id, cells.layer, cells.head, cells.i
 )

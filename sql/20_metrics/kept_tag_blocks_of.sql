@@ -1,14 +1,14 @@
 -- The rows of kept_tag_blocks for the stored cells of one model and rollout (the SQL
 -- definition; the writer computes the same numbers from each layer as it streams, and a
 -- test compares the two). Every tag of the rollout, trim of the ranking set.
--- Parameters: only_model, only_rollout (NULL: every model / rollout).
+-- Parameters: only_model, only_rollouts (NULL: every model / rollout).
 --- model: model name
 --- rollout_id: rollout
 --- layer: layer index
 --- head: query head index
 --- tag: a tag of the rollout
 --- block_sum: Σ B[r, c] over analysed rows r and columns c <= r both carrying the tag
-create or replace macro kept_tag_blocks_of({{ params: only_model, only_rollout }}) as table
+create or replace macro kept_tag_blocks_of({{ params: only_model, only_rollouts }}) as table
 with tagged as (
     select
         analysed.tag,
@@ -17,7 +17,7 @@ with tagged as (
     from analysed_tags(all_tags := true, trim := true) as analysed
     where
         analysed.is_target
-        and (only_rollout is null or analysed.rollout_id = only_rollout)
+        and is_listed(analysed.rollout_id, only_rollouts)
 ),
 
 pairs as materialized (
@@ -36,7 +36,7 @@ pairs as materialized (
 cells as (
     select *
     from attention_cells as cells
-    where is_in_scope(cells.model, cells.rollout_id, only_model, only_rollout)
+    where is_in_scope(cells.model, cells.rollout_id, only_model, only_rollouts)
 )
 
 select

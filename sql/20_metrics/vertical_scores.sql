@@ -1,6 +1,6 @@
 -- Vertical (receiver) score v_c of each analysed column (METRICS.md §5), per rollout,
 -- layer and head. Parameters: as column_scores (tag, proximity_ignore, control_depth,
--- score_type, trim, layers, all_layers, only_rollout). v_c is NULL (the spec's NaN) in the last p columns.
+-- score_type, trim, layers, all_layers, only_rollouts). v_c is NULL (the spec's NaN) in the last p columns.
 -- With a kept set of parameters (uses_kept_scores: the ranking or the receiver set) the
 -- scores of rollouts whose attention is in Parquet come from kept_scores (the receiver
 -- set's column c has n - c - p valid rows: the stored triangle is dense); other cells are
@@ -14,7 +14,7 @@
 --- is_target: sentence idx carries the target tag (m[c])
 --- vertical_score: v_c; NULL when column c has no valid cell
 --- n_valid_rows: number of valid cells in column c (rows r >= c + p)
-create or replace macro vertical_scores({{ params: tag, @metric, only_rollout }}) as table
+create or replace macro vertical_scores({{ params: tag, @metric, only_rollouts }}) as table
 with scores as (
     select
         kept.model,
@@ -30,7 +30,7 @@ with scores as (
             else greatest(0, kept.n_sentences - kept.c - proximity_ignore)
         end as n_valid_rows
     from
-        tagged_kept_scores({{ pass: tag, trim, layers, all_layers, only_rollout }}) as kept
+        tagged_kept_scores({{ pass: tag, trim, layers, all_layers, only_rollouts }}) as kept
     -- the two sets differ in trim
     where
         uses_kept_scores('ranking', proximity_ignore, control_depth, score_type, trim)
@@ -51,7 +51,7 @@ with scores as (
             unscored_only := uses_kept_scores(
                 'ranking', proximity_ignore, control_depth, score_type, trim
             ) or uses_kept_scores('receiver', proximity_ignore, control_depth, score_type, trim),
-            {{ pass: tag, @metric, only_rollout }}
+            {{ pass: tag, @metric, only_rollouts }}
         ) as computed
 )
 

@@ -7,7 +7,7 @@
 -- null 'uniform', one stratum: the first t columns, the earlier test). Reproducible from
 -- (seed, k, rollout_id, idx) and the strata alone: no random(), no thread dependence.
 -- Parameters: permutations (K >= 0), seed (integer), null_model, proximity_ignore p (>= 0), trim,
--- only_rollout.
+-- only_rollouts.
 --- rollout_id: rollout
 --- permutation: permutation number k, 1..permutations
 --- position: 1-based position of the column in permutation k's order of its stratum
@@ -16,7 +16,7 @@
 --- n_scored: number of scored columns of the rollout (n - p when positive)
 --- stratum: stratum of column c under the chosen null (null_strata)
 create or replace macro column_permutations(
-    {{ params: permutations, seed, null_model, proximity_ignore, trim, only_rollout }}
+    {{ params: permutations, seed, null_model, proximity_ignore, trim, only_rollouts }}
 ) as table
 with keyed as (
     select
@@ -30,7 +30,7 @@ with keyed as (
             seed::bigint::varchar || '/' || draws.permutation::varchar || '/'
             || strata.rollout_id || '/' || strata.idx::varchar
         ) as sort_key
-    from null_strata({{ pass: null_model, proximity_ignore, trim, only_rollout }}) as strata
+    from null_strata({{ pass: null_model, proximity_ignore, trim, only_rollouts }}) as strata
     cross join (
         select range::integer as permutation
         from range(1, checked_permutations(permutations) + 1)

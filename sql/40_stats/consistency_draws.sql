@@ -6,8 +6,8 @@
 -- (the sign flips are drawn across rollouts, in head_consistency_of). A rollout's rows
 -- depend on that rollout and the parameters alone, so they can be kept per rollout (the
 -- report does) and combined later by head_consistency_of.
--- Parameters: as head_consistency, and only_rollout (NULL: every rollout; an id: that
--- rollout's rows alone, what the report keeps per rollout).
+-- Parameters: as head_consistency, and only_rollouts (NULL: every rollout; a list of ids:
+-- those rollouts' rows alone, what the report keeps per rollout).
 --- tag: target tag
 --- model: model name
 --- rollout_id: rollout
@@ -18,7 +18,7 @@
 --- excess_delta_va: excess ΔVA of that labelling (delta_va_permutations)
 --- cluster_id: the rollout's problem (rollouts.problem_id), or the rollout when it has none
 create or replace macro consistency_draws(
-    {{ params: tag, all_tags, permutations, seed, null_model, @metric, only_rollout }}
+    {{ params: tag, all_tags, permutations, seed, null_model, @metric, only_rollouts }}
 ) as table
 select
     deltas.*,
@@ -26,11 +26,11 @@ select
 from
     delta_va_permutations(
         permutations := case when null_model = 'uniform' then 0 else permutations end,
-        exact := false, {{ pass: tag, all_tags, seed, null_model, @metric, only_rollout }}
+        exact := false, {{ pass: tag, all_tags, seed, null_model, @metric, only_rollouts }}
     ) as deltas
 inner join
     labelling_counts(
-        permutations := 0, {{ pass: tag, all_tags, null_model, proximity_ignore, trim, only_rollout }}
+        permutations := 0, {{ pass: tag, all_tags, null_model, proximity_ignore, trim, only_rollouts }}
     ) as counts using (tag, rollout_id);
 
 create or replace view consistency_draws as

@@ -5,18 +5,19 @@
 -- the t target columns, ΔVA = T / t - (S - T) / (n_scored - t). Each labelling comes from
 -- label_permutations (same count t, same rollout, same count in every stratum).
 -- excess_delta_va, the statistic of every test, is ΔVA computed on residual scores: under
--- null 'position', v_c minus its stratum's mean (null_strata) and minus one slope in c
--- pooled over the strata of the rollout, layer and head, times sqrt(n_valid_rows), so that
--- neither the strata's levels nor a trend with position inside them can separate the
--- labels (one pooled slope costs the effect far less than a line per stratum, §2); under
--- null 'uniform', v_c itself (excess_delta_va = delta_va_vert, the earlier test).
+-- null 'position', v_c minus its stratum's mean (null_strata) and minus the least-squares
+-- fit on position c and log sentence length pooled over the strata of the rollout, layer
+-- and head (two slopes), times sqrt(n_valid_rows), so that neither the strata's levels nor
+-- a trend with position or length inside them can separate the labels (two pooled slopes
+-- cost the effect far less than a fit per stratum, §2); under null 'uniform', v_c itself
+-- (excess_delta_va = delta_va_vert, the earlier test).
 -- delta_va_vert (the notebook's ΔVA on v_c) is computed for permutation 0 only.
 -- Rows exist only where ΔVA is defined (0 < t < n_scored, v_c defined; dense triangles).
 -- Parameters: tag, all_tags (every tag present; see analysed_tags), permutations (K >= 0),
 -- seed, null_model, exact, and those of head_stats (proximity_ignore, control_depth,
 -- score_type, trim, layers, all_layers), with the same defaults (the notebook's setting);
--- only_rollout (NULL: every rollout; an id: that rollout alone, the same rows as the
--- unscoped call gives for it, since every statistic here is within one rollout).
+-- only_rollouts (NULL: every rollout; a list of ids: those rollouts alone, the same rows as
+-- the unscoped call gives for them, since every statistic here is within one rollout).
 --- tag: target tag
 --- model: model name
 --- rollout_id: rollout
@@ -25,7 +26,7 @@
 --- permutation: 0 = the observed labels, 1..n_draws = the null's labellings
 --- delta_va_vert: ΔVA under the observed labels (NULL for permutation > 0)
 --- excess_delta_va: ΔVA of that labelling on the residual scores (the test statistic)
-create or replace macro delta_va_permutations({{ params: tag, all_tags, @null, @metric, only_rollout }}) as table
+create or replace macro delta_va_permutations({{ params: tag, all_tags, @null, @metric, only_rollouts }}) as table
 -- v_c and the residual score of every analysed column as lists indexed by c + 1 (NULL
 -- where undefined), and their sums and the count of defined ones, per (model, rollout,
 -- layer, head)
@@ -33,32 +34,73 @@ with centred as (
     select
         vert.*,
         vert.vertical_score - avg(vert.vertical_score) over stratum_window as score_in_stratum,
-        vert.c - avg(vert.c) over stratum_window as c_in_stratum
+        vert.c - avg(vert.c) over stratum_window as c_in_stratum,
+        strata.log_length - avg(strata.log_length) over stratum_window as length_in_stratum
     from
-        vertical_scores(tag := null, {{ pass: @metric, only_rollout }}) as vert
+        vertical_scores(tag := null, {{ pass: @metric, only_rollouts }}) as vert
     left join
-        null_strata({{ pass: null_model, proximity_ignore, trim, only_rollout }}) as strata
+        null_strata({{ pass: null_model, proximity_ignore, trim, only_rollouts }}) as strata
         on strata.rollout_id = vert.rollout_id and strata.c = vert.c
     window stratum_window as (partition by vert.model, vert.rollout_id, vert.layer, vert.head, strata.stratum)
 ),
 
--- one slope per head and rollout, pooled over its strata (columns without a score, or
--- strata of one column, add nothing to either sum)
-fitted as (
+-- the within-strata cross products of the two regressors (c, log length) and the score,
+-- per head and rollout, pooled over its strata (columns without a score add nothing)
+moments as (
     select
         centred.*,
-        case
-            when null_model = 'uniform' then centred.vertical_score
-            else (centred.score_in_stratum - coalesce(
-                sum(centred.c_in_stratum * centred.score_in_stratum) over head_window
-                / nullif(sum(centred.c_in_stratum * centred.c_in_stratum) filter (
-                    where centred.score_in_stratum is not null
-                ) over head_window, 0),
-                0
-            ) * centred.c_in_stratum) * sqrt(centred.n_valid_rows)
-        end as residual_score
+        sum(centred.c_in_stratum * centred.c_in_stratum) filter (
+            where centred.score_in_stratum is not null
+        ) over head_window as cc,
+        sum(centred.length_in_stratum * centred.length_in_stratum) filter (
+            where centred.score_in_stratum is not null
+        ) over head_window as ll,
+        sum(centred.c_in_stratum * centred.length_in_stratum) filter (
+            where centred.score_in_stratum is not null
+        ) over head_window as cl,
+        sum(centred.c_in_stratum * centred.score_in_stratum) over head_window as cv,
+        sum(centred.length_in_stratum * centred.score_in_stratum) over head_window as lv
     from centred
     window head_window as (partition by centred.model, centred.rollout_id, centred.layer, centred.head)
+),
+
+-- the 2 x 2 normal equations of the pooled least squares: both slopes when they are well
+-- posed; c alone when the centred lengths are 0 (no texts) or collinear with c; none
+-- when every stratum has one column
+systems as (
+    select
+        moments.*,
+        moments.cc * moments.ll - moments.cl * moments.cl as det,
+        moments.cc * moments.ll - moments.cl * moments.cl > 1e-9 * moments.cc * moments.ll as both_slopes
+    from moments
+),
+
+slopes as (
+    select
+        systems.*,
+        case
+            when systems.both_slopes then (systems.ll * systems.cv - systems.cl * systems.lv) / systems.det
+            when systems.cc > 0 then systems.cv / systems.cc
+            else 0
+        end as slope_c,
+        case
+            when systems.both_slopes then (systems.cc * systems.lv - systems.cl * systems.cv) / systems.det
+            else 0
+        end as slope_length
+    from systems
+),
+
+fitted as (
+    select
+        slopes.*,
+        case
+            when null_model = 'uniform' then slopes.vertical_score
+            else (
+                slopes.score_in_stratum - slopes.slope_c * slopes.c_in_stratum
+                - slopes.slope_length * slopes.length_in_stratum
+            ) * sqrt(slopes.n_valid_rows)
+        end as residual_score
+    from slopes
 ),
 
 scores as materialized (
@@ -80,7 +122,7 @@ counts as (
     select *
     from
         labelling_counts(
-            {{ pass: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim, only_rollout }}
+            {{ pass: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim, only_rollouts }}
         )
 ),
 
@@ -88,7 +130,7 @@ sides as (
     select *
     from
         label_permutations(
-            {{ pass: tag, all_tags, @null, proximity_ignore, trim, only_rollout }}
+            {{ pass: tag, all_tags, @null, proximity_ignore, trim, only_rollouts }}
         )
 ),
 

@@ -9,7 +9,7 @@
 -- rate over the heads of the rollout (Benjamini-Hochberg, §9).
 -- Parameters: as delta_va_permutations (tag, all_tags, permutations, seed, null_model,
 -- exact, proximity_ignore, control_depth, score_type, trim, layers, all_layers,
--- only_rollout).
+-- only_rollouts).
 --- tag: target tag
 --- model: model name
 --- rollout_id: rollout
@@ -26,18 +26,18 @@
 --- is_exact: every labelling was enumerated (p exact, at least 1 / n_labellings)
 --- n_draws: labellings the p-value counts over (n_labellings when exact, else K)
 --- q_value: Benjamini-Hochberg q-value over the heads of this tag, model and rollout
-create or replace macro head_pvalues({{ params: tag, all_tags, @null, @metric, only_rollout }}) as table
+create or replace macro head_pvalues({{ params: tag, all_tags, @null, @metric, only_rollouts }}) as table
 with deltas as materialized (
     select *
     from
-        delta_va_permutations({{ pass: tag, all_tags, @null, @metric, only_rollout }})
+        delta_va_permutations({{ pass: tag, all_tags, @null, @metric, only_rollouts }})
 ),
 
 counts as (
     select *
     from
         labelling_counts(
-            {{ pass: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim, only_rollout }}
+            {{ pass: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim, only_rollouts }}
         )
 ),
 

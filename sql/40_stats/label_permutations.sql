@@ -7,19 +7,19 @@
 -- side_columns: the columns (list of c + 1, ascending) whose scores the permutation sums:
 -- the targets when sums_targets, else the others (the smaller side; S - T gives the rest).
 -- Parameters: tag, all_tags, permutations, seed, null_model, exact, proximity_ignore, trim,
--- only_rollout.
+-- only_rollouts.
 --- tag: target tag
 --- rollout_id: rollout
 --- permutation: 0 = the observed labels, 1..n_draws = the null's labellings
 --- side_columns: summed columns (c + 1, ascending): targets when sums_targets, else the others
 create or replace macro label_permutations(
-    {{ params: tag, all_tags, @null, proximity_ignore, trim, only_rollout }}
+    {{ params: tag, all_tags, @null, proximity_ignore, trim, only_rollouts }}
 ) as table
 with counts as materialized (
     select *
     from
         labelling_counts(
-            {{ pass: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim, only_rollout }}
+            {{ pass: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim, only_rollouts }}
         )
 ),
 
@@ -27,7 +27,7 @@ labels as materialized (
     select labels.*
     from
         scored_labels(
-            {{ pass: tag, all_tags, null_model, proximity_ignore, trim, only_rollout }}
+            {{ pass: tag, all_tags, null_model, proximity_ignore, trim, only_rollouts }}
         ) as labels
     semi join counts using (tag, rollout_id)
 ),
@@ -51,7 +51,7 @@ sampled as (
         orders.position <= counts.stratum_targets[orders.stratum] as is_target
     from
         column_permutations(
-            {{ pass: permutations, seed, null_model, proximity_ignore, trim, only_rollout }}
+            {{ pass: permutations, seed, null_model, proximity_ignore, trim, only_rollouts }}
         ) as orders
     inner join counts using (rollout_id)
     where not counts.is_exact

@@ -6,7 +6,7 @@
 -- p-value is exact and at least 1 / L); else K = permutations draws are sampled with
 -- replacement (n_draws = K, p at least 1 / (1 + K)). Null 'uniform' always samples.
 -- Parameters: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim,
--- only_rollout.
+-- only_rollouts.
 --- tag: target tag
 --- rollout_id: rollout
 --- problem_id: the rollout's problem (rollouts.problem_id)
@@ -19,13 +19,13 @@
 --- sums_targets: the permutations sum the targets (t <= n_scored - t), else the others
 --- stratum_targets: map from stratum to its number of target columns (t_s)
 create or replace macro labelling_counts(
-    {{ params: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim, only_rollout }}
+    {{ params: tag, all_tags, permutations, null_model, exact, proximity_ignore, trim, only_rollouts }}
 ) as table
 with labels as (
     select *
     from
         scored_labels(
-            {{ pass: tag, all_tags, null_model, proximity_ignore, trim, only_rollout }}
+            {{ pass: tag, all_tags, null_model, proximity_ignore, trim, only_rollouts }}
         )
 ),
 

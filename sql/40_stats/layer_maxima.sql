@@ -10,7 +10,7 @@
 --- permutation: 0 = the observed labels, 1..n_draws = the null's labellings
 --- max_abs_excess: max over the layer's heads of |excess_delta_va|
 --- n_heads: heads with a defined ΔVA in the layer
-create or replace macro layer_maxima({{ params: tag, all_tags, @null, @metric, only_rollout }}) as table
+create or replace macro layer_maxima({{ params: tag, all_tags, @null, @metric, only_rollouts }}) as table
 select
     deltas.tag,
     deltas.model,
@@ -20,7 +20,7 @@ select
     max(abs(deltas.excess_delta_va)) as max_abs_excess,
     count(*) as n_heads
 from
-    delta_va_permutations({{ pass: tag, all_tags, @null, @metric, only_rollout }}) as deltas
+    delta_va_permutations({{ pass: tag, all_tags, @null, @metric, only_rollouts }}) as deltas
 group by deltas.tag, deltas.model, deltas.rollout_id, deltas.layer, deltas.permutation;
 
 create or replace view layer_maxima as

@@ -7,9 +7,9 @@
 -- q_value_score: Benjamini-Hochberg over the ranked rollouts of the model (§9).
 -- One tag (the ranking's); rollouts without a defined ΔVA keep NULL p-values.
 -- Parameters: tag, permutations, seed, null_model, exact, and those of rollout_ranking (same defaults:
--- the notebook's setting, representative layers); only_rollout (NULL: every rollout; an id:
--- that rollout's row alone, its p-values computed for it only, rank as in the whole ranking;
--- q_value_score is then over that one row: take it from an unscoped call).
+-- the notebook's setting, representative layers); only_rollouts (NULL: every rollout; a list of
+-- ids: those rollouts' rows alone, their p-values computed for them only, rank as in the whole
+-- ranking; q_value_score is then over those rows: take it from an unscoped call).
 --- model: model name
 --- rank: 1 = most distinctive (as rollout_ranking)
 --- rollout_id: rollout
@@ -29,7 +29,7 @@
 --- permutations: K, the number of permutations asked for
 --- n_labellings: distinct labellings of the rollout under the null
 --- q_value_score: Benjamini-Hochberg q-value of p_value_score over the model's rollouts
-create or replace macro rollout_ranking_pvalues({{ params: tag, @null, @metric, only_rollout }}) as table
+create or replace macro rollout_ranking_pvalues({{ params: tag, @null, @metric, only_rollouts }}) as table
 with scores as materialized (
     select
         maxima.model,
@@ -37,7 +37,7 @@ with scores as materialized (
         maxima.permutation,
         sum(maxima.max_abs_excess) as score
     from
-        layer_maxima({{ pass: tag, @null, @metric, only_rollout }}) as maxima
+        layer_maxima({{ pass: tag, @null, @metric, only_rollouts }}) as maxima
     group by maxima.model, maxima.rollout_id, maxima.permutation
 ),
 
@@ -45,7 +45,7 @@ counts as (
     select *
     from
         labelling_counts(
-            {{ pass: tag, permutations, null_model, exact, proximity_ignore, trim, only_rollout }}
+            {{ pass: tag, permutations, null_model, exact, proximity_ignore, trim, only_rollouts }}
         )
 ),
 
@@ -91,13 +91,13 @@ ranking as (
     select *
     from
         rollout_ranking({{ pass: tag, @metric }})
-    where only_rollout is null or rollout_id = only_rollout
+    where is_listed(rollout_id, only_rollouts)
 ),
 
 selected as (
     select *
     from
-        selected_head_pvalues({{ pass: tag, @null, @metric, only_rollout }})
+        selected_head_pvalues({{ pass: tag, @null, @metric, only_rollouts }})
 ),
 
 aligned as (

@@ -5,7 +5,7 @@
 -- position stratum it flags as many scored columns as <tag> does there, chosen by the key
 -- md5('placebo/' || rollout_id || '/' || idx) (the first ones in ascending key order):
 -- same count, same position and length distribution, no other link to the tag.
--- Parameters: tag, all_tags, null_model, proximity_ignore, trim, only_rollout.
+-- Parameters: tag, all_tags, null_model, proximity_ignore, trim, only_rollouts.
 --- tag: target tag (or 'placebo:<tag>')
 --- rollout_id: rollout
 --- c: analysed column index (scored columns only)
@@ -15,11 +15,11 @@
 --- n_stratum: scored columns in that stratum
 --- problem_id: the rollout's problem (rollouts.problem_id)
 create or replace macro scored_labels(
-    {{ params: tag, all_tags, null_model, proximity_ignore, trim, only_rollout }}
+    {{ params: tag, all_tags, null_model, proximity_ignore, trim, only_rollouts }}
 ) as table
 with strata as (
     select *
-    from null_strata({{ pass: null_model, proximity_ignore, trim, only_rollout }})
+    from null_strata({{ pass: null_model, proximity_ignore, trim, only_rollouts }})
 ),
 
 real as (
@@ -31,7 +31,7 @@ real as (
     from
         analysed_tags(
             tag := case when starts_with(tag, 'placebo:') then tag[9:] else tag end,
-            {{ pass: all_tags, trim, only_rollout }}
+            {{ pass: all_tags, trim, only_rollouts }}
         ) as labels
     where is_scored_column(labels.r, labels.n_sentences, proximity_ignore)
 ),

@@ -21,11 +21,11 @@
 --- p_value_fwer: family-wise p-value of the selected head (max |excess ΔVA| over heads)
 --- n_target: target columns among the rollout's scored ones
 --- n_labellings: distinct labellings under the null
-create or replace macro selected_head_pvalues({{ params: tag, all_tags, @null, @metric, only_rollout }}) as table
+create or replace macro selected_head_pvalues({{ params: tag, all_tags, @null, @metric, only_rollouts }}) as table
 with best as (
     select heads.*
     from
-        head_pvalues({{ pass: tag, all_tags, @null, @metric, only_rollout }}) as heads
+        head_pvalues({{ pass: tag, all_tags, @null, @metric, only_rollouts }}) as heads
     qualify row_number() over (
         partition by heads.tag, heads.model, heads.rollout_id, heads.layer
         order by best_head_key(heads.delta_va_vert) desc, heads.head
@@ -35,7 +35,7 @@ with best as (
 maxima as (
     select *
     from
-        layer_maxima({{ pass: tag, all_tags, @null, @metric, only_rollout }})
+        layer_maxima({{ pass: tag, all_tags, @null, @metric, only_rollouts }})
 ),
 
 fwer_counts as (
