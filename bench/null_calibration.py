@@ -10,9 +10,10 @@ with copies of the traces, adds planted tags to their chunks_labeled.json, reloa
 - ``null_uni_K``: as many sentences drawn uniformly;
 - ``null_len_K``: as many sentences drawn with probability rising as length squared
   (labels that carry nothing but sentence length: long sentences receive more attention);
-- ``planted_H``: in each rollout the sentences head H of a representative layer attends to
-  most (its largest kept vertical scores), as many as the position tags; one tag per head
-  H < --planted-heads, so power is measured over rollouts x heads.
+- ``planted_H``: in each rollout the sentences head H of a representative layer (the
+  middle one, or --planted-layer) attends to most (its largest kept vertical scores), as
+  many as the position tags; one tag per head H < --planted-heads, so power is measured
+  over rollouts x heads.
 
 Prints the share of per-head p-values <= 0.05 for each null family (the calibrated null
 should stay near 5%) and the share of (rollout, planted head) pairs where that head has
@@ -63,6 +64,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="the directory of bench/scale_store.py --out")
     parser.add_argument("--tags", type=int, default=4, help="null tags of each kind")
     parser.add_argument("--planted-heads", type=int, default=32, help="heads 0..N-1 get a planted tag each")
+    parser.add_argument("--planted-layer", type=int, choices=(1, 2, 3), default=2,
+                        help="which representative layer (early, middle, late) the planted heads are in")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -70,7 +73,8 @@ def main() -> None:
 
     warehouse = Warehouse(args.out / "wh")
     with warehouse.connect(read_only=True) as con:
-        layer = con.execute("select layers[2] from representative_layers").fetchone()[0]
+        layer = con.execute("select layers[?] from representative_layers",
+                            [args.planted_layer]).fetchall()[0][0]
         rows = con.execute(
             "select rollouts.rollout_id, rollouts.n_sentences, kept.head, "
             "list(kept.idx order by kept.vertical_score desc) filter (where kept.vertical_score is not null) "

@@ -136,7 +136,7 @@ def build_report(
             plan = RolloutPlan(state, {} if force else previous.get("rollouts", {}), out_dir)
             kept = KeptStatistics(cache_dir_of(out_dir), state["code_digest"], on_step=step)
             data = load_report_data(con, params, choose_details=plan.choose, kept_stats=kept)
-            data.causal = causal.load_causal_data(con, params, data.model)  # thought-anchors fields
+            data.causal = causal.load_causal_data(con, params, data.model, list(data.detail_ids))
 
         try:
             with staging(out_dir) as tmp:

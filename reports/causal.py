@@ -30,17 +30,22 @@ class CausalData:
     heads: pl.DataFrame  # pooled per-head field_correlations rows of the model
 
 
-def load_causal_data(con: duckdb.DuckDBPyConnection, params, model: str,
+def load_causal_data(con: duckdb.DuckDBPyConnection, params, model: str, rollout_ids: list[str],
                      field: str | None = None) -> CausalData:
-    """Run the queries; ``params`` is the report's ReportParams (metric settings, permutations)."""
+    """Run the queries; ``params`` is the report's ReportParams (metric settings, permutations).
+    The graph and the points are those of the rollouts whose pages are built (rollout_ids);
+    the heads' correlations pool every rollout of the model."""
     from reports.data import frame
 
-    graph = frame(con, "select * from sentence_graph order by rollout_id, idx")
-    call, values = macro_call("sentence_field_scores", {"field": field})
-    points = frame(con, f"select * from {call} where model = ?", [*values, model])
-    chosen = points["field"][0] if points.height else None
-    heads = pl.DataFrame()
-    if chosen is not None:
+    graph = frame(con, "select * from sentence_graph where list_contains(?::varchar[], rollout_id) "
+                       "order by rollout_id, idx", [rollout_ids])
+    chosen = con.execute("select any_value(fields.field) from numeric_fields(field := ?) as fields "
+                         "semi join rollout_versions as versions on versions.rollout_id = fields.rollout_id "
+                         "and versions.model = ?", [field, model]).fetchall()[0][0]
+    points, heads = pl.DataFrame(schema={"rollout_id": pl.String}), pl.DataFrame()
+    if chosen is not None:  # without fields, no receiver scores to compute
+        call, values = macro_call("sentence_field_scores", {"field": chosen, "only_rollouts": rollout_ids})
+        points = frame(con, f"select * from {call} where model = ?", [*values, model])
         args = {key: value for key, value in params.stats_args().items() if key != "tag"}
         call, values = macro_call("field_correlations", {"field": chosen, **args})
         heads = frame(con, f"select * from {call} where model = ? and rollout_id is null "

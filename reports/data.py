@@ -249,9 +249,9 @@ def load_report_data(
         "select kurt.model, kurt.rollout_id, kurt.layer, kurt.head, kurt.kurtosis, kurt.n_scores, "
         "row_number() over (partition by kurt.rollout_id "
         "order by kurt.kurtosis desc, kurt.layer, kurt.head) as rank "
-        "from receiver_head_kurtosis() as kurt semi join report_detail using (rollout_id) "
+        "from receiver_head_kurtosis(only_rollouts := ?) as kurt "
         "where kurt.model = ? and kurt.kurtosis is not null qualify rank <= ?",
-        [model, RECEIVERS_PER_ROLLOUT],
+        [detail_ids, model, RECEIVERS_PER_ROLLOUT],
     )
     receivers_by_rollout = frame(con, "select * exclude (model) from report_receivers "
                                       "order by rollout_id, rank")
@@ -392,39 +392,47 @@ def load_head_statistics(con: duckdb.DuckDBPyConnection, params: ReportParams, m
                          layers: list[int], kept_stats: KeptStatistics) -> dict:
     """The statistics page's frames: every head's mean ΔVA, receiver heads, tags.
 
-    Every rollout's permutation draws and best-head selections are kept per rollout
-    (reports.kept_stats: computed only for rollouts not seen with these parameters) and
-    combined here by the SQL combination macros: ``head_consistency_of`` over the report
-    tag's draws in every stored layer gives each head's row for the layer x head map, the
+    Every rollout's permutation draws and best-head selections are kept per rollout, and
+    what the combination reads of them per bucket of rollouts (reports.kept_stats: computed
+    only for rollouts and buckets not seen with these parameters), and combined here by the
+    SQL combination macros: ``head_consistency_of`` over the report tag's observed draws and
+    partial sums in every stored layer gives each head's row for the layer x head map, the
     most consistent heads and, through ``receiver_head_delta_va_of`` over the rows of
-    ``receiver_heads`` with ``k`` = every ranked head (one call, kept in a temporary table),
+    ``receiver_heads_of`` (the kept kurtoses, ranked as ``receiver_heads`` ranks them) with
+    ``k`` = every ranked head (one call, kept in a temporary table),
     the receiver table (its first ``RECEIVER_K`` ranks, exactly
     ``receiver_head_delta_va(k := RECEIVER_K)``). A head whose kurtosis is undefined in
     every rollout (constant vertical scores) is not ranked, so it is not on the map either.
-    The receiver map reads the same ``receiver_heads`` rows (no permutations), so it is
+    The receiver map reads the same ranked rows (no permutations), so it is
     drawn even when no head has a ΔVA (a tag on no sentence). ``tag_summary_of`` compares every tag on the
     report's layers, and the report tag's placebo beside it.
     """
     kept_stats.prepare(con, params.stats_args(), model, layers)
     tag, placebo = sql_literal(params.tag), sql_literal(placebo_tag(params.tag))
     on_layers = f"list_contains([{', '.join(str(int(x)) for x in layers)}]::integer[], layer)"
-    views = {  # the kept rows each combination reads
-        "report_map_draws": f"select * from report_draws where tag = {tag}",
-        "report_tag_draws": f"select * from report_draws where tag <> {placebo} and {on_layers}",
-        "report_placebo_draws": f"select * from report_draws where tag = {placebo}",
-        "report_tag_selections": f"select * from report_selections where tag <> {placebo}",
-        "report_placebo_selections": f"select * from report_selections where tag = {placebo}",
+    subsets = {  # the kept rows each combination reads
+        "map": f"tag = {tag}",
+        "tag": f"tag <> {placebo} and {on_layers}",
+        "placebo": f"tag = {placebo}",
     }
-    for name, query in views.items():
-        con.execute(f"create or replace temp view {name} as {query}")
+    for name, condition in subsets.items():
+        for kind in ("observed", "partials"):
+            con.execute(f"create or replace temp view report_{name}_{kind} as "
+                        f"select * from report_{kind} where {condition}")
+    con.execute("create or replace temp view report_tag_selections as "
+                f"select * from report_selections where tag <> {placebo}")
+    con.execute("create or replace temp view report_placebo_selections as "
+                f"select * from report_selections where tag = {placebo}")
     null = {"permutations": params.permutations, "seed": params.seed}
-    for name in ("map", "tag", "placebo"):
-        call, values = macro_call("head_consistency_of", {"draws": f"report_{name}_draws", **null})
+    for name in subsets:
+        call, values = macro_call("head_consistency_of", {"draws": f"report_{name}_observed",
+                                                          "partials": f"report_{name}_partials", **null})
         con.execute(f"create or replace temp table report_{name}_consistency as select * from {call}", values)
 
     # every ranked head once: the receiver table's rows and the receiver map's
-    con.execute("create or replace temp table report_ranked_heads as "
-                "select * from receiver_heads(k := ?) where model = ?", [ALL_HEADS, model])
+    con.execute("create or replace temp table report_ranked_heads as select * from "
+                "receiver_heads_of(kurtosis := 'report_kurtosis', k := ?) where model = ?",
+                [ALL_HEADS, model])
     call, values = macro_call("receiver_head_delta_va_of", {"consistency": "report_map_consistency",
                                                             "receivers": "report_ranked_heads"})
     con.execute(
@@ -485,8 +493,9 @@ def load_head_statistics(con: duckdb.DuckDBPyConnection, params: ReportParams, m
     for name in ("head", "map", "tag", "placebo"):
         con.execute(f"drop table if exists report_{name}_consistency")
     con.execute("drop table if exists report_ranked_heads")
-    for name in views:
-        con.execute(f"drop view if exists {name}")
+    for name in [f"{subset}_{kind}" for subset in subsets for kind in ("observed", "partials")] + [
+            "tag_selections", "placebo_selections"]:
+        con.execute(f"drop view if exists report_{name}")
     if tags.height:
         tags = tags.join(placebo_rows, on="tag", how="left") if placebo_rows.height else tags.with_columns(
             placebo_share_fwer_significant=None, placebo_top_p_value_fwer=None)

@@ -35,9 +35,11 @@ DEFAULTS: dict[str, object] = {
     "exact": True,  # §2: enumerate every labelling when there are no more than permutations
     # The relations the combination macros (*_of) read, by name: the per-rollout views.
     "draws": "consistency_draws",  # head_consistency_of: consistency_draws' rows
+    "partials": "consistency_partials_of",  # head_consistency_of: consistency_partials_of's rows
     "selections": "selected_head_pvalues",  # tag_summary_of: selected_head_pvalues' rows
     "consistency": "head_consistency",  # tag_summary_of, receiver_head_delta_va_of
     "receivers": "receiver_heads",  # receiver_head_delta_va_of: receiver_heads' rows
+    "kurtosis": "receiver_head_kurtosis",  # receiver_heads_of: receiver_head_kurtosis' rows
     "resamples": 1000,  # §8: bootstrap resamples behind an effect's interval
     "confidence": 0.95,  # §8: coverage of the bootstrap interval
     # Scope of the internal macros behind the kept scores (README, "Kept scores").

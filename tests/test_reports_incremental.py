@@ -9,6 +9,7 @@ from test_reports_build import listing, make_warehouse, sample_rollouts, table_r
 
 from reports.build import build_report, code_sources
 from reports.data import frame
+from reports.kept_stats import BUCKET_KINDS, ROLLOUT_KINDS
 
 
 def inodes(directory: Path) -> dict[str, int]:
@@ -36,7 +37,9 @@ def test_one_rollout_change_rebuilds_only_its_files(tmp_path):
     fresh = tmp_path / "fresh"
     build_report(warehouse, fresh, png=False, permutations=10)
     assert table_rows((out / "heads.html").read_text()) == table_rows((fresh / "heads.html").read_text())
-    assert len(list((tmp_path / ".out.kept").glob("*.parquet"))) == 2 * 3  # the old version's pruned
+    # per rollout its draws, selections and kurtoses, per bucket (one: the rollouts share a
+    # problem) what the combination reads of them; the old versions' files pruned
+    assert len(list((tmp_path / ".out.kept").glob("*.parquet"))) == 3 * len(ROLLOUT_KINDS) + len(BUCKET_KINDS)
     after, after_inodes = listing(out), inodes(out)
     kept = {n for n in before if n.split("/")[0] in ("problem_9_va_00", "problem_9_va_02")}
     assert kept == {n for n in after if n.split("/")[0] in ("problem_9_va_00", "problem_9_va_02")}

@@ -244,3 +244,15 @@ def test_receiver_heads(warehouse):  # noqa: F811
         assert row["mean_kurtosis"] == approx(expected[(row["layer"], row["head"])], abs=1e-6)
         assert row["n_rollouts"] == 3
     assert len(records(warehouse, "select * from receiver_heads")) == 6
+    # the ranking of per-rollout kurtoses kept apart (scoped, as the report keeps them)
+    for k, rollout in enumerate(rollouts):
+        warehouse.execute(f"create or replace temp table kept_{k} as "
+                          f"select * from receiver_head_kurtosis(only_rollouts := ['{rollout.rollout_id}'])")
+    warehouse.execute("create temp view kept_kurtosis as "
+                      "select * from kept_0 union all select * from kept_1 union all select * from kept_2")
+    assert records(warehouse, "select * from receiver_heads_of(kurtosis := 'kept_kurtosis', k := 4)") == rows
+    # scoped receiver scores: those rollouts' rows, the heads still ranked over every rollout
+    whole = records(warehouse, "select * from receiver_scores(k := 2) where rollout_id = 'p/r1' order by idx")
+    scoped = records(warehouse, "select * from receiver_scores(k := 2, only_rollouts := ['p/r1']) "
+                                "order by idx")
+    assert whole and scoped == whole

@@ -146,11 +146,22 @@ def test_per_rollout_inputs_combine_to_the_same_statistics(warehouse):  # noqa: 
                                     "permutations := 30, seed := 2, "
                                     f"only_rollouts := ['{row['rollout_id']}'])")
         assert same_rows(scoped, [row])
+    # three problems (two of two rollouts); the partials of two disjoint sets of problems,
+    # kept apart (as the report's buckets)
+    warehouse.execute("update rollouts set problem_id = split_part(rollout_id, '/', 1)")
     warehouse.execute(f"create temp table kept_draws as select * from consistency_draws({args})")
+    warehouse.execute("create temp view draws_a as select * from kept_draws where cluster_id < 'problem_2'")
+    warehouse.execute("create temp view draws_b as select * from kept_draws where cluster_id >= 'problem_2'")
+    warehouse.execute("create temp table kept_partials as "
+                      "select * from consistency_partials_of(draws := 'draws_a') union all "
+                      "select * from consistency_partials_of(draws := 'draws_b')")
+    counts = "select count(distinct cluster_id), count(distinct rollout_id) from {}"
+    assert warehouse.execute(counts.format("draws_a")).fetchone() == (2, 4)  # problems 0 and 1
+    assert warehouse.execute(counts.format("draws_b")).fetchone() == (1, 1)
     warehouse.execute("create temp table kept_selections as select * from "
                       f"selected_head_pvalues({args}, all_layers := true)")
-    warehouse.execute("create temp table kept_consistency as select * from "
-                      "head_consistency_of(draws := 'kept_draws', permutations := 30, seed := 2)")
+    warehouse.execute("create temp table kept_consistency as select * from head_consistency_of("
+                      "draws := 'kept_draws', partials := 'kept_partials', permutations := 30, seed := 2)")
     direct = records(warehouse, f"select * from head_consistency({args}) order by tag, layer, head")
     combined = records(warehouse, "select * from kept_consistency order by tag, layer, head")
     assert direct and same_rows(combined, direct)

@@ -6,20 +6,22 @@
 -- Parameters: as column_scores, but the defaults are the paper's setting (§8):
 -- proximity_ignore 4, control_depth false, trim false, all_layers true (every stored
 -- layer; pass all_layers := false for the representative layers or a layers list).
--- The scores are vertical_scores' (kept scores with the receiver set of parameters).
+-- The scores are vertical_scores' (kept scores with the receiver set of parameters);
+-- only_rollouts (NULL: every rollout; a list of ids: those rollouts' rows alone, as the
+-- kurtosis is per rollout).
 --- model: model name
 --- rollout_id: rollout
 --- layer: layer index
 --- head: query head index
 --- kurtosis: Fisher excess kurtosis (population form) of the defined vertical scores; NULL if undefined
 --- n_scores: number of defined vertical scores used
-create or replace macro receiver_head_kurtosis({{ params: tag, @metric }}) as table
+create or replace macro receiver_head_kurtosis({{ params: tag, @metric, only_rollouts }}) as table
 with centered as (
     select
         scores.*,
         scores.vertical_score - avg(scores.vertical_score) over head_scores as deviation,
         avg(scores.vertical_score) over head_scores as head_mean
-    from vertical_scores({{ pass: tag, @metric }}) as scores
+    from vertical_scores({{ pass: tag, @metric, only_rollouts }}) as scores
     window head_scores as (
         partition by scores.model, scores.rollout_id, scores.layer, scores.head
     )

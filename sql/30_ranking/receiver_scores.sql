@@ -3,13 +3,15 @@
 -- (receiver_heads), NULL scores omitted. The vertical scores use the receiver heads'
 -- setting: by default the paper's (proximity_ignore 4, control_depth false, no trim, all
 -- layers), so every sentence but the last p has a score.
--- Parameters: k (default as receiver_heads) and those of receiver_heads.
+-- Parameters: k (default as receiver_heads) and those of receiver_heads; only_rollouts
+-- (NULL: every rollout; a list of ids: those rollouts' sentences, the heads still ranked
+-- over every rollout).
 --- model: model name
 --- rollout_id: rollout
 --- idx: original sentence index
 --- receiver_score: mean v_c over the receiver heads with a defined v_c; NULL when none
 --- n_heads: receiver heads with a defined v_c for this sentence
-create or replace macro receiver_scores({{ params: k, tag, @metric }}) as table
+create or replace macro receiver_scores({{ params: k, tag, @metric, only_rollouts }}) as table
 with heads as (
     select
         receivers.model,
@@ -28,7 +30,7 @@ scores as (
         vert.idx,
         vert.vertical_score
     from
-        vertical_scores({{ pass: tag, @metric }}) as vert
+        vertical_scores({{ pass: tag, @metric, only_rollouts }}) as vert
 )
 
 select

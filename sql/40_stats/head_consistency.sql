@@ -16,7 +16,8 @@
 -- t_k = m_k / sqrt(v_k / n), m_k = Σ s_k x / n, v_k = (Σ x² - n m_k²) / (n - 1).
 -- Default layers: every stored layer (all_layers := true), so "is there a head of this
 -- model that attends to target sentences?" is answered by min(p_value_fwer).
--- This macro is consistency_draws (the per-rollout draws) combined by head_consistency_of.
+-- This macro is consistency_draws (the per-rollout draws) and their consistency_partials_of
+-- combined by head_consistency_of.
 -- Parameters: tag, all_tags, permutations (K), seed, null_model, proximity_ignore,
 -- control_depth, score_type, trim (the notebook's ΔVA setting), layers, all_layers.
 --- tag: target tag
@@ -43,10 +44,19 @@ with head_consistency_draws as materialized (
         consistency_draws(
             {{ pass: tag, all_tags, permutations, seed, null_model, @metric }}
         )
+),
+
+head_consistency_partials as materialized (
+    select *
+    from consistency_partials_of(draws := 'head_consistency_draws')
 )
 
 select *
-from head_consistency_of(draws := 'head_consistency_draws', {{ pass: permutations, seed, null_model }});
+from
+    head_consistency_of(
+        draws := 'head_consistency_draws', partials := 'head_consistency_partials',
+        {{ pass: permutations, seed, null_model }}
+    );
 
 create or replace view head_consistency as
 select * from head_consistency();

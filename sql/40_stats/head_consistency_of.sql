@@ -1,11 +1,13 @@
--- The combination step of head_consistency (docs/STATISTICS.md §6) over the rows of a
--- relation named by draws (a table, view or CTE with consistency_draws' columns): the
+-- The combination step of head_consistency (docs/STATISTICS.md §6) over two relations
+-- named by draws (consistency_draws' columns; only the observed rows, permutation 0, are
+-- read) and partials (consistency_partials_of's rows over those draws, summed here): the
 -- descriptive columns, the 'position' null's combination of within-rollout draws or the
 -- 'uniform' null's sign flips, max-T and q-values, exactly as head_consistency (which is
--- this macro over consistency_draws). Kept per-rollout draws (the report's) are combined
--- without recomputing them; the max-T family is every head present in draws.
--- Parameters: draws (relation name, default the view consistency_draws), permutations
--- (the K the draws were made with), seed, null_model.
+-- this macro over consistency_draws). Kept per-rollout draws and per-bucket partials (the
+-- report's) are combined without recomputing them; the max-T family is every head present.
+-- Parameters: draws (relation name, default the view consistency_draws), partials
+-- (relation name, default the view consistency_partials_of, over consistency_draws),
+-- permutations (the K the draws were made with), seed, null_model.
 --- tag: target tag
 --- model: model name
 --- layer: layer index
@@ -21,7 +23,7 @@
 --- n_problems: problems among those rollouts (clusters of the 'position' statistic)
 --- mean_excess_delta_va: M_0, mean over problems of the mean excess ΔVA (ΔVA minus what position and length predict)
 --- q_value: Benjamini-Hochberg q-value of p_value over the heads of this tag and model
-create or replace macro head_consistency_of({{ params: draws, permutations, seed, null_model }}) as table
+create or replace macro head_consistency_of({{ params: draws, partials, permutations, seed, null_model }}) as table
 with deltas as (
     select * from query_table(draws)
 ),
@@ -97,30 +99,19 @@ sign_flip_stats as (
     from flipped
 ),
 
--- 'position': M_k, the mean over problems of the mean excess ΔVA of the problem's rollouts
-problem_means as (
-    select
-        deltas.tag,
-        deltas.model,
-        deltas.layer,
-        deltas.head,
-        deltas.permutation,
-        avg(deltas.excess_delta_va) as problem_mean
-    from deltas
-    where null_model = 'position'
-    group by deltas.tag, deltas.model, deltas.layer, deltas.head, deltas.permutation, deltas.cluster_id
-),
-
+-- 'position': M_k, the mean over problems of the mean excess ΔVA of the problem's rollouts,
+-- from the partials of disjoint sets of problems
 combined as (
     select
-        problem_means.tag,
-        problem_means.model,
-        problem_means.layer,
-        problem_means.head,
-        problem_means.permutation,
-        avg(problem_means.problem_mean) as combined_mean
-    from problem_means
-    group by all
+        parts.tag,
+        parts.model,
+        parts.layer,
+        parts.head,
+        parts.permutation,
+        sum(parts.problem_mean_sum) / sum(parts.n_problems) as combined_mean
+    from query_table(partials) as parts
+    where null_model = 'position'
+    group by parts.tag, parts.model, parts.layer, parts.head, parts.permutation
 ),
 
 combined_stats as (
