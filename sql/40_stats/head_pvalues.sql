@@ -2,8 +2,9 @@
 -- two-sided, on the excess of ΔVA over its null mean (delta_va_permutations):
 -- p = permutation_p_value(#{k >= 1 : |excess_k| >= |excess_0| - 1e-12}, n_draws, is_exact),
 -- where k runs over the null's labellings (labelling_counts: sampled, or every labelling
--- when exact). Default null 'position': labels exchanged only within strata of relative
--- position and sentence length; 'uniform': among all scored columns (the earlier test).
+-- when exact). Default null 'position': labels exchanged only within blocks of relative
+-- position, scores adjusted for position and sentence length; 'uniform': among all scored
+-- columns (the earlier test).
 -- Only heads with a defined ΔVA have a row. Uncorrected for the choice among heads: for
 -- the notebook's best head use selected_head_pvalues; q_value controls the false discovery
 -- rate over the heads of the rollout (Benjamini-Hochberg, §9).

@@ -4,7 +4,7 @@
 -- 'placebo:<tag>' is a placebo of <tag> (docs/STATISTICS.md §10): in each rollout and
 -- position stratum it flags as many scored columns as <tag> does there, chosen by the key
 -- md5('placebo/' || rollout_id || '/' || idx) (the first ones in ascending key order):
--- same count, same position and length distribution, no other link to the tag.
+-- same count, same position distribution, no other link to the tag.
 -- Parameters: tag, all_tags, null_model, proximity_ignore, trim, only_rollouts.
 --- tag: target tag (or 'placebo:<tag>')
 --- rollout_id: rollout
