@@ -224,7 +224,7 @@ def load_report_data(
                                                    schema={"rollout_id": pl.String}))
     # Permutation p-values (rollout_ranking_pvalues) of those rollouts; the others' are kept
     # from the previous build (they depend on the rollout and the parameters only).
-    pvalues = _rollout_pvalues(con, params, model, detail_ids, ranking.height)
+    pvalues = _rollout_pvalues(con, params, model, detail_ids)
     if kept:
         pvalues = pl.concat([pvalues, pl.DataFrame([{"rollout_id": rid, **row} for rid, row in kept.items()],
                                                    schema=pvalues.schema)])
@@ -309,17 +309,10 @@ def load_report_data(
 
 
 def _rollout_pvalues(con: duckdb.DuckDBPyConnection, params: ReportParams, model: str,
-                     rollout_ids: list[str], n_ranked: int) -> pl.DataFrame:
+                     rollout_ids: list[str]) -> pl.DataFrame:
     """The ``PVALUE_COLUMNS`` of these rollouts (rollout_ranking_pvalues): one call scoped to
-    these rollouts (only_rollouts) when they are few, one unscoped call when most are asked."""
+    them (only_rollouts), so rollouts whose pages are kept cost nothing."""
     columns = "p.rollout_id, " + ", ".join(f"p.{c}" for c in PVALUE_COLUMNS)
-    if 2 * len(rollout_ids) > n_ranked:
-        call, values = macro_call("rollout_ranking_pvalues", params.stats_args())
-        return frame(con, f"select {columns} from {call} as p semi join report_detail using (rollout_id) "
-                          "where p.model = ?", [*values, model])
-    if not rollout_ids:  # every page kept
-        return pl.DataFrame(schema={"rollout_id": pl.String, "p_value_score": pl.Float64,
-                                    "p_value_fwer_by_layer": pl.List(pl.Float64), "permutations": pl.Int32})
     call, values = macro_call("rollout_ranking_pvalues",
                               {**params.stats_args(), "only_rollouts": rollout_ids})
     return frame(con, f"select {columns} from {call} as p where p.model = ?", [*values, model])
