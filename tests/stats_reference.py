@@ -56,12 +56,10 @@ def position_strata(n_scored: int) -> list[int]:
     return [c * g // n_scored for c in range(n_scored)]
 
 
-def position_residuals(
-    v: Sequence[float], strata: Sequence[int], n_valid_rows: Sequence[int], n_chars: Sequence[int] | None
-) -> np.ndarray:
-    """§2: u_c = (v_c - its stratum's mean - b_c (c - c̄_s) - b_l (l_c - l̄_s)) sqrt(n_valid_rows_c),
-    l = ln(1 + n_chars) (0 without texts), (b_c, b_l) the least-squares slopes pooled over
-    the strata (b_l = 0 when the centred lengths are constant or collinear with c)."""
+def detrended(v: Sequence[float], strata: Sequence[int], n_chars: Sequence[int] | None) -> np.ndarray:
+    """§2: r_c = v_c - its stratum's mean - b_c (c - c̄_s) - b_l (l_c - l̄_s), l = ln(1 +
+    n_chars) (0 without texts), (b_c, b_l) the least-squares slopes pooled over the strata
+    (b_l = 0 when the centred lengths are constant or collinear with c)."""
     v, strata = np.asarray(v, dtype=float), np.asarray(strata)
     c = np.arange(len(v), dtype=float)
     length = np.log1p(np.asarray(n_chars, dtype=float)) if n_chars is not None else np.zeros_like(c)
@@ -77,7 +75,32 @@ def position_residuals(
         b_l = (cc * float(dl @ dv) - cl * float(dc @ dv)) / det
     else:
         b_c, b_l = (float(dc @ dv) / cc if cc > 0 else 0.0), 0.0
-    return (dv - b_c * dc - b_l * dl) * np.sqrt(np.asarray(n_valid_rows, dtype=float))
+    return dv - b_c * dc - b_l * dl
+
+
+def variance_model(residuals: Sequence[np.ndarray], n_valid_rows: Sequence[int]) -> tuple[float, float]:
+    """§2: (a, b) of var(r_c) = a + b / n_valid_rows_c for the heads of one rollout and
+    layer: the least-squares line of n_valid_rows_c r_c² / mean_c(r_c²) on n_valid_rows_c,
+    pooled over the heads (intercept b, slope a; a = 0 when every column has as many rows)."""
+    w = np.tile(np.asarray(n_valid_rows, dtype=float), len(residuals))
+    z = w * np.concatenate([r * r / np.mean(r * r) for r in residuals])
+    spread = float(w @ w) - w.sum() ** 2 / w.size
+    a = float((w - w.mean()) @ z) / spread if spread > 0 else 0.0
+    return a, float(z.mean() - a * w.mean())
+
+
+def position_residuals(
+    v_by_head: Sequence[Sequence[float]], strata: Sequence[int], n_valid_rows: Sequence[int],
+    n_chars: Sequence[int] | None,
+) -> list[np.ndarray]:
+    """§2: u_c = r_c f_c for every head of one rollout and layer (same scored columns), with
+    (a, b) = variance_model: f = 1 when b <= 0, sqrt(n_valid_rows) when a <= 0, otherwise
+    sqrt((a + b) / (a + b / n_valid_rows))."""
+    residuals = [detrended(v, strata, n_chars) for v in v_by_head]
+    a, b = variance_model(residuals, n_valid_rows)
+    w = np.asarray(n_valid_rows, dtype=float)
+    factor = np.ones_like(w) if b <= 0 else np.sqrt(w) if a <= 0 else np.sqrt((a + b) * w / (a * w + b))
+    return [r * factor for r in residuals]
 
 
 def p_value(observed: float, permuted: Sequence[float], slack: float = SLACK) -> float:

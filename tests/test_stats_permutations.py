@@ -144,32 +144,45 @@ def test_all_tags_match_single_tag(warehouse):  # noqa: F811
 
 def test_position_residuals_match_the_reference(warehouse):  # noqa: F811
     # 40 and 60 sentences: 1 and 2 position blocks (34 and 54 scored columns); sentence
-    # lengths from the stored texts, then without texts (no length adjustment)
+    # lengths from the stored texts, then without texts (no length adjustment); the
+    # variance model is pooled over the 3 heads of a layer; random attention, and attention
+    # whose late columns are as noisy as the early ones (there the model keeps a > 0)
     rng = np.random.default_rng(3)
-    rollouts = random_rollouts(rng, 1, 40, 1, 2) + random_rollouts(rng, 1, 60, 1, 2)
+    rollouts = random_rollouts(rng, 1, 40, 1, 3) + random_rollouts(rng, 1, 60, 1, 3)
     rollouts[1].rollout_id = "problem_9/va_long"
-    load(warehouse, rollouts, 1, 2)
+    flat = random_rollouts(rng, 1, 60, 1, 3)[0]
+    flat.rollout_id = "problem_9/va_flat"
+    for key, matrix in flat.matrices.items():  # each column's level varies, rows add little
+        flat.matrices[key] = as_float32(np.tril(0.05 * rng.random(matrix.shape) + rng.random(60)[None, :]))
+    rollouts.append(flat)
+    load(warehouse, rollouts, 1, 3)
     warehouse.execute(
         "insert into sentences select rollout_id, i, repeat('x', 1 + (i * 7919) % 53), 0, 0 "
         "from rollouts, range(n_sentences) as t(i)"
     )
     query = "select rollout_id, layer, head, excess_delta_va from delta_va_permutations(permutations := 0)"
+    models = set()
     for with_text in (True, False):
         if not with_text:
             warehouse.execute("delete from sentences")
         rows = records(warehouse, query)
-        assert len(rows) == 4
+        assert len(rows) == 9
         for row in rows:
             rollout = next(r for r in rollouts if r.rollout_id == row["rollout_id"])
-            B, m = ref.analysed(rollout.matrices[(row["layer"], row["head"])], rollout.mask)
+            analysed = [ref.analysed(rollout.matrices[(row["layer"], head)], rollout.mask) for head in range(3)]
+            m = analysed[0][1]
             n, p = len(m), 4
             cols = sref.scored_columns(n, p)
             n_chars = [1 + ((c + 1) * 7919) % 53 for c in cols] if with_text else None  # idx = c + 1 (trim)
-            v = ref.vertical_scores(B, p)[cols]
+            v_by_head = [ref.vertical_scores(B, p)[cols] for B, _ in analysed]
             strata = sref.position_strata(len(cols))
             assert len(set(strata)) == (1 if n == 38 else 2)
-            u = sref.position_residuals(v, strata, [n - c - p for c in cols], n_chars)
+            n_valid_rows = [n - c - p for c in cols]
+            u = sref.position_residuals(v_by_head, strata, n_valid_rows, n_chars)[row["head"]]
             assert row["excess_delta_va"] == pytest.approx(sref.delta(u, np.asarray(m)[cols]), abs=1e-9)
+            a, b = sref.variance_model([sref.detrended(v, strata, n_chars) for v in v_by_head], n_valid_rows)
+            models.add("constant" if b <= 0 else "rows" if a <= 0 else "both")
+    assert {"rows", "both"} <= models  # both branches of the model are exercised
 
 
 def test_pvalues_uniform_under_random_labels(warehouse):  # noqa: F811

@@ -7,9 +7,10 @@
 -- excess_delta_va, the statistic of every test, is ΔVA computed on residual scores: under
 -- null 'position', v_c minus its stratum's mean (null_strata) and minus the least-squares
 -- fit on position c and log sentence length pooled over the strata of the rollout, layer
--- and head (two slopes), times sqrt(n_valid_rows), so that neither the strata's levels nor
--- a trend with position or length inside them can separate the labels (two pooled slopes
--- cost the effect far less than a fit per stratum, §2); under null 'uniform', v_c itself
+-- and head (two slopes), so that neither the strata's levels nor a trend with position or
+-- length inside them can separate the labels (two pooled slopes cost the effect far less
+-- than a fit per stratum, §2), scaled by the variance model of the rollout and layer
+-- (late columns average fewer rows and are noisier); under null 'uniform', v_c itself
 -- (excess_delta_va = delta_va_vert, the earlier test).
 -- delta_va_vert (the notebook's ΔVA on v_c) is computed for permutation 0 only.
 -- Rows exist only where ΔVA is defined (0 < t < n_scored, v_c defined; dense triangles).
@@ -90,17 +91,77 @@ slopes as (
     from systems
 ),
 
+-- the residual r_c of the pooled fit, and its squared size relative to the head's mean
+-- (the variance model below shares a shape over the heads of a layer, not a scale)
+residuals as (
+    select
+        with_residual.*,
+        with_residual.residual * with_residual.residual
+            / nullif(avg(with_residual.residual * with_residual.residual) over head_window, 0) as relative_square
+    from (
+        select
+            slopes.*,
+            slopes.score_in_stratum - slopes.slope_c * slopes.c_in_stratum
+                - slopes.slope_length * slopes.length_in_stratum as residual
+        from slopes
+    ) as with_residual
+    window head_window as (
+        partition by with_residual.model, with_residual.rollout_id, with_residual.layer, with_residual.head
+    )
+),
+
+-- the variance model var(r_c) = a + b / n_valid_rows_c of a rollout and layer: b is the
+-- noise that averaging more rows removes, a the spread every column keeps. Fitted as
+-- the least-squares line of n_valid_rows_c r_c² (relative) on n_valid_rows_c over the
+-- scored columns of all the layer's heads: intercept b, slope a
+variance_moments as (
+    select
+        residuals.*,
+        count(residuals.relative_square) over layer_window as n_fit,
+        sum(residuals.n_valid_rows) filter (where residuals.relative_square is not null) over layer_window as sw,
+        sum(residuals.n_valid_rows * residuals.n_valid_rows) filter (
+            where residuals.relative_square is not null
+        ) over layer_window as sww,
+        sum(residuals.n_valid_rows * residuals.relative_square) over layer_window as sz,
+        sum(residuals.n_valid_rows * residuals.n_valid_rows * residuals.relative_square) over layer_window as swz
+    from residuals
+    window layer_window as (partition by residuals.model, residuals.rollout_id, residuals.layer)
+),
+
+-- slope a, then intercept b (a = 0 when every column has as many rows)
+variance_slopes as (
+    select
+        variance_moments.*,
+        coalesce(
+            (variance_moments.n_fit * variance_moments.swz - variance_moments.sw * variance_moments.sz)
+            / nullif(variance_moments.n_fit * variance_moments.sww - variance_moments.sw * variance_moments.sw, 0),
+            0
+        ) as variance_a
+    from variance_moments
+),
+
+variance_fits as (
+    select
+        variance_slopes.*,
+        (variance_slopes.sz - variance_slopes.variance_a * variance_slopes.sw) / variance_slopes.n_fit as variance_b
+    from variance_slopes
+),
+
+-- the factor that scales r_c to the variance of a one-row column: sqrt((a + b) / (a + b /
+-- n_valid_rows)); b <= 0: 1 (one variance for every column); a <= 0: sqrt(n_valid_rows)
 fitted as (
     select
-        slopes.*,
+        variance_fits.*,
         case
-            when null_model = 'uniform' then slopes.vertical_score
-            else (
-                slopes.score_in_stratum - slopes.slope_c * slopes.c_in_stratum
-                - slopes.slope_length * slopes.length_in_stratum
-            ) * sqrt(slopes.n_valid_rows)
+            when null_model = 'uniform' then variance_fits.vertical_score
+            when variance_fits.variance_b <= 0 then variance_fits.residual
+            when variance_fits.variance_a <= 0 then variance_fits.residual * sqrt(variance_fits.n_valid_rows)
+            else variance_fits.residual * sqrt(
+                (variance_fits.variance_a + variance_fits.variance_b) * variance_fits.n_valid_rows
+                / (variance_fits.variance_a * variance_fits.n_valid_rows + variance_fits.variance_b)
+            )
         end as residual_score
-    from slopes
+    from variance_fits
 ),
 
 scores as materialized (
