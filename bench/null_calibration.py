@@ -5,7 +5,7 @@ traces with a random-weight Qwen3 at Qwen3-4B's head grid). It replaces DIR/root
 with copies of the traces, adds planted tags to their chunks_labeled.json, reloads them
 (`load`: tags only, the attention stays) and asks `head_pvalues` with its defaults:
 
-- ``null_pos_K``: about 6% of the analysed sentences, drawn with probability rising as
+- ``null_pos_K``: about 6% (--share) of the analysed sentences, drawn with probability rising as
   position cubed (labels that carry nothing but position, as VA sits late in traces);
 - ``null_uni_K``: as many sentences drawn uniformly;
 - ``null_len_K``: as many sentences drawn with probability rising as length squared
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 ALPHA = 0.05
-SHARE = 0.06  # share of the analysed sentences a planted tag labels
+SHARE = 0.06  # default share of the analysed sentences a planted tag labels (--share)
 FAMILIES = ("pos", "uni", "len")  # the null tags' biases: position, none, sentence length
 
 
@@ -66,6 +66,8 @@ def main() -> None:
     parser.add_argument("--planted-heads", type=int, default=32, help="heads 0..N-1 get a planted tag each")
     parser.add_argument("--planted-layer", type=int, choices=(1, 2, 3), default=2,
                         help="which representative layer (early, middle, late) the planted heads are in")
+    parser.add_argument("--share", type=float, default=SHARE,
+                        help="share of the analysed sentences each planted tag labels (at least 2)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -90,7 +92,7 @@ def main() -> None:
     own_copies(root)
     rng = np.random.default_rng(args.seed)
     for rollout_id, (n, by_head) in by_rollout.items():
-        count = max(2, round(SHARE * (n - 2)))
+        count = max(2, round(args.share * (n - 2)))
         planted: dict[int, list[str]] = {}
         for k in range(args.tags):
             for family in FAMILIES:
@@ -114,8 +116,8 @@ def main() -> None:
 
     with warehouse.connect(read_only=True) as con:
         print(f"# {len(by_rollout)} rollouts, head_pvalues defaults (null_model 'position', 1,000 "
-              f"permutations, representative layers); planted heads: layer {layer}, heads "
-              f"0-{args.planted_heads - 1}")
+              f"permutations, representative layers); tags of {args.share:.0%} of the sentences; "
+              f"planted heads: layer {layer}, heads 0-{args.planted_heads - 1}")
         for family in (f"null_{f}" for f in FAMILIES):
             for null_model in ("position", "uniform"):
                 share, tests = con.execute(

@@ -138,6 +138,20 @@ def close(a, b, tol: float = 1e-6) -> bool:
     return abs(float(a) - float(b)) <= tol
 
 
+def same_rows(got: list[dict], expected: list[dict]) -> bool:
+    """Equal rows; floats to 1e-12 (sums over rows in another order differ in the last bits)."""
+    def close_values(a, b) -> bool:
+        if isinstance(a, float) and isinstance(b, float):
+            return a == pytest.approx(b, abs=1e-12, nan_ok=True)
+        if isinstance(a, list) and isinstance(b, list):
+            return len(a) == len(b) and all(map(close_values, a, b))
+        return a == b
+
+    return len(got) == len(expected) and all(
+        g.keys() == e.keys() and all(close_values(g[k], e[k]) for k in g)
+        for g, e in zip(got, expected, strict=True))
+
+
 def records(con: duckdb.DuckDBPyConnection, query: str, params=None) -> list[dict]:
     """The rows of a query as dicts."""
     cursor = con.execute(query, params or [])

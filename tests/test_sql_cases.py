@@ -7,7 +7,7 @@ import metrics_reference as ref
 import numpy as np
 import pytest
 from pytest import approx
-from sql_fixtures import Rollout, as_float32, load, records, warehouse  # noqa: F401
+from sql_fixtures import Rollout, as_float32, load, records, same_rows, warehouse  # noqa: F401
 
 # A 5 x 5 analysed matrix B (lower triangle) and mask m = [F, T, F, F, T].
 B5 = np.array(
@@ -250,9 +250,10 @@ def test_receiver_heads(warehouse):  # noqa: F811
                           f"select * from receiver_head_kurtosis(only_rollouts := ['{rollout.rollout_id}'])")
     warehouse.execute("create temp view kept_kurtosis as "
                       "select * from kept_0 union all select * from kept_1 union all select * from kept_2")
-    assert records(warehouse, "select * from receiver_heads_of(kurtosis := 'kept_kurtosis', k := 4)") == rows
+    kept = records(warehouse, "select * from receiver_heads_of(kurtosis := 'kept_kurtosis', k := 4)")
+    assert same_rows(kept, rows)
     # scoped receiver scores: those rollouts' rows, the heads still ranked over every rollout
     whole = records(warehouse, "select * from receiver_scores(k := 2) where rollout_id = 'p/r1' order by idx")
     scoped = records(warehouse, "select * from receiver_scores(k := 2, only_rollouts := ['p/r1']) "
                                 "order by idx")
-    assert whole and scoped == whole
+    assert whole and same_rows(scoped, whole)

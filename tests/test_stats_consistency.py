@@ -8,7 +8,7 @@ import metrics_reference as ref
 import numpy as np
 import pytest
 import stats_reference as sref
-from sql_fixtures import TAG, close, load, records, warehouse  # noqa: F401
+from sql_fixtures import TAG, close, load, records, same_rows, warehouse  # noqa: F401
 from test_stats_permutations import plant, random_rollouts
 
 SEED = 4
@@ -169,17 +169,3 @@ def test_per_rollout_inputs_combine_to_the_same_statistics(warehouse):  # noqa: 
     combined = records(warehouse, "select * from tag_summary_of(selections := 'kept_selections', "
                                   "consistency := 'kept_consistency', permutations := 30) order by tag")
     assert len(direct) == 2 and same_rows(combined, direct)
-
-
-def same_rows(got: list[dict], expected: list[dict]) -> bool:
-    """Equal rows; floats to 1e-12 (sums over rows in another order differ in the last bits)."""
-    def close_values(a, b) -> bool:
-        if isinstance(a, float) and isinstance(b, float):
-            return a == pytest.approx(b, abs=1e-12, nan_ok=True)
-        if isinstance(a, list) and isinstance(b, list):
-            return len(a) == len(b) and all(map(close_values, a, b))
-        return a == b
-
-    return len(got) == len(expected) and all(
-        g.keys() == e.keys() and all(close_values(g[k], e[k]) for k in g)
-        for g, e in zip(got, expected, strict=True))

@@ -169,7 +169,8 @@ def test_position_residuals_match_the_reference(warehouse):  # noqa: F811
         assert len(rows) == 9
         for row in rows:
             rollout = next(r for r in rollouts if r.rollout_id == row["rollout_id"])
-            analysed = [ref.analysed(rollout.matrices[(row["layer"], head)], rollout.mask) for head in range(3)]
+            layer = row["layer"]
+            analysed = [ref.analysed(rollout.matrices[(layer, head)], rollout.mask) for head in range(3)]
             m = analysed[0][1]
             n, p = len(m), 4
             cols = sref.scored_columns(n, p)

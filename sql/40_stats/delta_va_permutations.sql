@@ -119,7 +119,7 @@ variance_moments as (
         residuals.*,
         count(residuals.relative_square) over layer_window as n_fit,
         sum(residuals.n_valid_rows) filter (where residuals.relative_square is not null) over layer_window as sw,
-        sum(residuals.n_valid_rows * residuals.n_valid_rows) filter (
+        sum(residuals.n_valid_rows::double * residuals.n_valid_rows) filter (
             where residuals.relative_square is not null
         ) over layer_window as sww,
         sum(residuals.n_valid_rows * residuals.relative_square) over layer_window as sz,
